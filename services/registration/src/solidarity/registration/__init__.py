@@ -1,0 +1,1 @@
+"""The registration service of the Solidarity Week platform."""
