@@ -1,0 +1,1 @@
+"""The `solidarity` command line: the local stack, the services and the event contracts."""

@@ -1,0 +1,1 @@
+"""The messaging kit: transactional outbox, relay, inbox, and the consumer runner with its DLQ."""

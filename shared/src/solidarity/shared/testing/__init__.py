@@ -1,0 +1,1 @@
+"""Test support: infrastructure selection and per-test isolation, shipped as a pytest plugin."""

@@ -1,0 +1,1 @@
+"""The platform's tests, split by folder and marker: unit, integration, e2e, reliability, bench."""

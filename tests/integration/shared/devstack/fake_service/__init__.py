@@ -1,0 +1,1 @@
+"""A stand-in service for the local-stack tests: answers /health with the settings it was given."""

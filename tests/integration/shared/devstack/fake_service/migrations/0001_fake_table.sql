@@ -1,0 +1,2 @@
+-- The stand-in service's one table, to show its migrations ran.
+CREATE TABLE fake_things (id bigserial PRIMARY KEY);

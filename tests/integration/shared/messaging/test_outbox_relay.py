@@ -1,0 +1,153 @@
+"""The outbox relay against a real broker and PostgreSQL: batches, keys, headers, several relays."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+
+import asyncpg
+import pytest
+
+from solidarity.shared.contracts.envelope import Envelope
+from solidarity.shared.contracts.registry import parse_event
+from solidarity.shared.contracts.topics import CATALOG_SESSIONS
+from solidarity.shared.db.pool import connect
+from solidarity.shared.messaging.kafka import make_producer, read_topic
+from solidarity.shared.messaging.outbox import Outbox
+from solidarity.shared.messaging.relay import OutboxRelay, pending_count
+from solidarity.shared.settings import KafkaSettings
+from solidarity.shared.testing.events import session_cancelled, session_scheduled
+from solidarity.shared.testing.infrastructure import Infrastructure
+
+pytestmark = pytest.mark.integration
+
+
+class RelayCrashed(Exception):
+    """Stands in for a relay process killed after publishing, before marking rows sent."""
+
+
+async def _write_events(dsn: str, outbox: Outbox, count: int, sessions: int = 5) -> list[uuid.UUID]:
+    session_ids = [uuid.uuid4() for _ in range(sessions)]
+    conn = await connect(dsn)
+    try:
+        for i in range(count):
+            async with conn.transaction():
+                await outbox.add(
+                    conn, [session_scheduled(session_id=session_ids[i % sessions], revision=i + 1)]
+                )
+    finally:
+        await conn.close()
+    return session_ids
+
+
+async def test_relay_publishes_batches_with_key_and_envelope_headers(
+    infrastructure: Infrastructure, kit_database_dsn: str, registry_topics: str
+) -> None:
+    outbox = Outbox(producer="catalog", topic_prefix=registry_topics)
+    await _write_events(kit_database_dsn, outbox, 120)
+    pool = await asyncpg.create_pool(kit_database_dsn, min_size=1, max_size=4)
+    producer = make_producer(KafkaSettings(bootstrap_servers=infrastructure.kafka_bootstrap))
+    await producer.start()
+    try:
+        relay = OutboxRelay(pool=pool, producer=producer, batch_size=50)
+        published: list[int] = []
+        while count := await relay.publish_once():
+            published.append(count)
+        async with pool.acquire() as conn:
+            assert await pending_count(conn) == 0
+    finally:
+        await producer.stop()
+        await pool.close()
+    assert sum(published) == 120
+    assert max(published) <= 50  # batches, never more than the batch size
+    assert len(published) >= 3
+
+    records = await read_topic(
+        infrastructure.kafka_bootstrap, CATALOG_SESSIONS.full_name(registry_topics)
+    )
+    assert len(records) == 120
+    for record in records:
+        envelope = Envelope.from_bytes(record.value)
+        event = parse_event(envelope)
+        headers = dict(record.headers)
+        assert record.key == str(event.session_id).encode()  # type: ignore[attr-defined]
+        assert headers["event_id"] == str(envelope.event_id).encode()
+        assert headers["event_type"] == b"SessionScheduled"
+        assert headers["schema_version"] == b"1"
+        assert headers["producer"] == b"catalog"
+
+
+async def test_relay_crash_between_publish_and_mark_duplicates_on_the_wire_only(
+    infrastructure: Infrastructure, kit_database_dsn: str, registry_topics: str
+) -> None:
+    outbox = Outbox(producer="catalog", topic_prefix=registry_topics)
+    await _write_events(kit_database_dsn, outbox, 10, sessions=2)
+    pool = await asyncpg.create_pool(kit_database_dsn, min_size=1, max_size=4)
+    producer = make_producer(KafkaSettings(bootstrap_servers=infrastructure.kafka_bootstrap))
+    await producer.start()
+
+    async def crash(_: list[int]) -> None:
+        raise RelayCrashed
+
+    try:
+        with pytest.raises(RelayCrashed):
+            await OutboxRelay(pool=pool, producer=producer, after_publish=crash).publish_once()
+        async with pool.acquire() as conn:
+            assert await pending_count(conn) == 10  # nothing marked: it will go out again
+        assert await OutboxRelay(pool=pool, producer=producer).publish_once() == 10
+    finally:
+        await producer.stop()
+        await pool.close()
+    records = await read_topic(
+        infrastructure.kafka_bootstrap, CATALOG_SESSIONS.full_name(registry_topics)
+    )
+    ids = [Envelope.from_bytes(r.value).event_id for r in records]
+    assert len(ids) == 20
+    assert len(set(ids)) == 10  # each event twice on the wire, same event id both times
+
+
+async def test_several_relays_publish_each_row_once_and_in_order_per_key(
+    infrastructure: Infrastructure, kit_database_dsn: str, registry_topics: str
+) -> None:
+    outbox = Outbox(producer="catalog", topic_prefix=registry_topics)
+    await _write_events(kit_database_dsn, outbox, 600, sessions=40)
+    pool = await asyncpg.create_pool(kit_database_dsn, min_size=2, max_size=8)
+    producer = make_producer(KafkaSettings(bootstrap_servers=infrastructure.kafka_bootstrap))
+    await producer.start()
+    stop = asyncio.Event()
+    relays = [OutboxRelay(pool=pool, producer=producer, batch_size=25) for _ in range(3)]
+    tasks = [asyncio.create_task(r.run(stop)) for r in relays]
+    try:
+        for _ in range(200):
+            async with pool.acquire() as conn:
+                if await pending_count(conn) == 0:
+                    break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        await producer.stop()
+        await pool.close()
+    assert sum(r.published for r in relays) == 600
+    assert sum(1 for r in relays if r.published) >= 2, "the work should be shared"
+
+    records = await read_topic(
+        infrastructure.kafka_bootstrap, CATALOG_SESSIONS.full_name(registry_topics)
+    )
+    assert len(records) == 600
+    revisions: dict[bytes, list[int]] = defaultdict(list)
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        assert record.key is not None
+        revisions[record.key].append(parse_event(Envelope.from_bytes(record.value)).revision)  # type: ignore[attr-defined]
+    for per_key in revisions.values():
+        assert per_key == sorted(per_key)
+
+
+async def test_outbox_refuses_writes_outside_a_transaction(kit_database_dsn: str) -> None:
+    conn = await connect(kit_database_dsn)
+    try:
+        with pytest.raises(RuntimeError, match="transaction"):
+            await Outbox(producer="catalog").add(conn, [session_cancelled(uuid.uuid4())])
+    finally:
+        await conn.close()

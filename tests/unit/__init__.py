@@ -1,0 +1,1 @@
+"""Fast tests with fakes and no infrastructure."""
