@@ -1,4 +1,4 @@
-"""How a service describes itself to the local stack and the CLI (entry point `solidarity.services`)."""
+"""How a service describes itself to the local stack and the CLI (`solidarity.services`)."""
 
 from __future__ import annotations
 

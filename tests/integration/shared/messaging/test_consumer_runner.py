@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from solidarity.shared.contracts.envelope import Envelope
 from solidarity.shared.contracts.events.catalog import SessionScheduledV1
 from solidarity.shared.contracts.topics import CATALOG_SESSIONS
-from solidarity.shared.db.pool import connect
+from solidarity.shared.db.pool import Connection, connect
 from solidarity.shared.messaging.consumer import (
     ConsumerRunner,
     DlqHeaders,
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.integration
 EFFECTS_DDL = "CREATE TABLE effects (event_id uuid NOT NULL, session_id uuid NOT NULL, title text)"
 
 
-async def record_effects(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
+async def record_effects(conn: Connection, messages: Sequence[InboundMessage]) -> None:
     rows = []
     for m in messages:
         assert isinstance(m.event, SessionScheduledV1)
@@ -193,9 +193,7 @@ async def test_poison_messages_go_to_the_dlq_and_the_next_message_is_processed(
         handler=record_effects,
         handles=[SessionScheduledV1],
     )
-    relay_producer = make_producer(
-        KafkaSettings(bootstrap_servers=infrastructure.kafka_bootstrap)
-    )
+    relay_producer = make_producer(KafkaSettings(bootstrap_servers=infrastructure.kafka_bootstrap))
     await relay_producer.start()
     try:
 
@@ -237,9 +235,7 @@ async def test_a_consumer_stopped_mid_batch_resumes_without_losing_or_reapplying
     in_third_batch = asyncio.Event()
     batches = 0
 
-    async def stuck_on_third_batch(
-        conn: asyncpg.Connection, messages: Sequence[InboundMessage]
-    ) -> None:
+    async def stuck_on_third_batch(conn: Connection, messages: Sequence[InboundMessage]) -> None:
         nonlocal batches
         batches += 1
         await record_effects(conn, messages)
@@ -249,7 +245,10 @@ async def test_a_consumer_stopped_mid_batch_resumes_without_losing_or_reapplying
 
     group = f"effects-{unique}"
     first = ConsumerRunner(
-        name=group, pool=pool, outbox=outbox, handler=stuck_on_third_batch,
+        name=group,
+        pool=pool,
+        outbox=outbox,
+        handler=stuck_on_third_batch,
         handles=[SessionScheduledV1],
     )
     broker = make_broker(
@@ -265,7 +264,10 @@ async def test_a_consumer_stopped_mid_batch_resumes_without_losing_or_reapplying
     assert 0 < applied_before < 3000
 
     second = ConsumerRunner(
-        name=group, pool=pool, outbox=outbox, handler=record_effects,
+        name=group,
+        pool=pool,
+        outbox=outbox,
+        handler=record_effects,
         handles=[SessionScheduledV1],
     )
 
@@ -295,7 +297,7 @@ async def test_transient_failures_are_retried_and_bad_handler_input_is_isolated(
     records = await read_topic(infrastructure.kafka_bootstrap, topic)
     failures_left = 2
 
-    async def flaky(conn: asyncpg.Connection, messages: Sequence[InboundMessage]) -> None:
+    async def flaky(conn: Connection, messages: Sequence[InboundMessage]) -> None:
         nonlocal failures_left
         if failures_left:
             failures_left -= 1

@@ -23,7 +23,7 @@ from solidarity.shared.testing.infrastructure import Infrastructure
 pytestmark = pytest.mark.integration
 
 
-class RelayCrashed(Exception):
+class RelayCrashedError(Exception):
     """Stands in for a relay process killed after publishing, before marking rows sent."""
 
 
@@ -88,10 +88,10 @@ async def test_relay_crash_between_publish_and_mark_duplicates_on_the_wire_only(
     await producer.start()
 
     async def crash(_: list[int]) -> None:
-        raise RelayCrashed
+        raise RelayCrashedError
 
     try:
-        with pytest.raises(RelayCrashed):
+        with pytest.raises(RelayCrashedError):
             await OutboxRelay(pool=pool, producer=producer, after_publish=crash).publish_once()
         async with pool.acquire() as conn:
             assert await pending_count(conn) == 10  # nothing marked: it will go out again

@@ -33,7 +33,7 @@ EVENT_TYPES: dict[tuple[str, int], type[Event]] = {
 }
 
 
-class UnknownEventType(ValueError):
+class UnknownEventTypeError(ValueError):
     """An envelope names a type or version this build does not know."""
 
 
@@ -45,7 +45,7 @@ def event_class(event_type: str, schema_version: int) -> type[Event]:
     try:
         return EVENT_TYPES[(event_type, schema_version)]
     except KeyError:
-        raise UnknownEventType(f"unknown event type {event_type} v{schema_version}") from None
+        raise UnknownEventTypeError(f"unknown event type {event_type} v{schema_version}") from None
 
 
 def parse_event(envelope: Envelope) -> Event:

@@ -85,7 +85,7 @@ CATALOG_SESSIONS = TopicSpec(
 )
 REGISTRATION_SUBMISSIONS = TopicSpec(
     name="registration.submissions.v1",
-    key="registrant email, lower-cased (a person's submissions stay in order)",
+    key="sha256 of the registrant's lower-cased email (a person's submissions stay in order)",
     partitions=12,
     retention_ms=7 * DAY_MS,
     producer="partners",

@@ -109,9 +109,7 @@ async def apply_migrations(conn: asyncpg.Connection, migrations: list[Migration]
                     migration.checksum,
                 )
             applied_now.append(f"{migration.namespace}:{migration.version:04d}_{migration.name}")
-            log.info(
-                "migration_applied", namespace=migration.namespace, version=migration.version
-            )
+            log.info("migration_applied", namespace=migration.namespace, version=migration.version)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
     return applied_now

@@ -9,6 +9,9 @@ import asyncpg
 
 from solidarity.shared.settings import DatabaseSettings
 
+Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+"""A connection, whether opened alone or borrowed from a pool."""
+
 # Errors that mean "the database is not there right now": retry, never dead-letter.
 TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     OSError,

@@ -156,7 +156,7 @@ def _postgres_user() -> str | None:
         pwd.getpwnam(PG_SYSTEM_USER)
     except KeyError:
         subprocess.run(  # noqa: S603
-            ["/usr/sbin/useradd", "--system", "--no-create-home", PG_SYSTEM_USER],  # noqa: S607
+            ["/usr/sbin/useradd", "--system", "--no-create-home", PG_SYSTEM_USER],
             check=True,
             capture_output=True,
         )

@@ -25,9 +25,9 @@ from faststream.kafka.message import KafkaMessage
 from pydantic import ValidationError
 
 from solidarity.shared.contracts.envelope import Envelope, Event, EventHeaders, headers_to_dict
-from solidarity.shared.contracts.registry import EVENT_TYPES, UnknownEventType, parse_event
+from solidarity.shared.contracts.registry import EVENT_TYPES, UnknownEventTypeError, parse_event
 from solidarity.shared.contracts.topics import DLQ_SUFFIX
-from solidarity.shared.db.pool import TRANSIENT_DB_ERRORS
+from solidarity.shared.db.pool import TRANSIENT_DB_ERRORS, Connection
 from solidarity.shared.logging import EMAIL_PATTERN, REDACTED, get_logger
 from solidarity.shared.messaging import inbox
 from solidarity.shared.messaging.kafka import TRANSIENT_KAFKA_ERRORS
@@ -60,12 +60,18 @@ class DlqHeaders:
 class RecordLike(Protocol):
     """What the runner needs of a Kafka record (aiokafka's ConsumerRecord fits)."""
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes]]
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +93,7 @@ class InboundMessage:
         return self.envelope.event_id
 
 
-BatchHandler = Callable[[asyncpg.Connection, Sequence[InboundMessage]], Awaitable[None]]
+BatchHandler = Callable[[Connection, Sequence[InboundMessage]], Awaitable[None]]
 
 
 @dataclass
@@ -180,7 +186,7 @@ class ConsumerRunner:
             if (envelope.event_type, envelope.schema_version) not in self._handles:
                 if (envelope.event_type, envelope.schema_version) in EVENT_TYPES:
                     return None, None, True
-                raise UnknownEventType(
+                raise UnknownEventTypeError(
                     f"unknown event type {envelope.event_type} v{envelope.schema_version}"
                 )
             event = parse_event(envelope)
@@ -253,9 +259,7 @@ class ConsumerRunner:
                 backoff = min(backoff * 2, self._max_backoff_s)
         self.stats.add(report)
         if report.dead_lettered:
-            log.warning(
-                "consumer_dead_lettered", consumer=self.name, count=report.dead_lettered
-            )
+            log.warning("consumer_dead_lettered", consumer=self.name, count=report.dead_lettered)
         return report
 
     async def _apply(
@@ -296,7 +300,7 @@ class ConsumerRunner:
 
     async def _apply_one_by_one(
         self,
-        conn: asyncpg.Connection,
+        conn: Connection,
         todo: list[InboundMessage],
         dead: list[OutboxMessage],
         report: BatchReport,
@@ -367,9 +371,7 @@ class ConsumerRunner:
             await message.ack()
 
         # The AsyncAPI document shows the events this consumer reads, not raw records.
-        handled = tuple(
-            EVENT_TYPES[key] for key in sorted(self._handles) if key in EVENT_TYPES
-        )
+        handled = tuple(EVENT_TYPES[key] for key in sorted(self._handles) if key in EVENT_TYPES)
         payload: Any = handled[0] if len(handled) == 1 else _union(handled)
         handle.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
             [

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-import asyncpg
+from solidarity.shared.db.pool import Connection
 
 
 async def claim(
-    conn: asyncpg.Connection, *, consumer: str, event_ids: Sequence[uuid.UUID]
+    conn: Connection, *, consumer: str, event_ids: Sequence[uuid.UUID]
 ) -> set[uuid.UUID]:
     """Claim event ids for this consumer; returns those not applied before.
 
@@ -33,7 +33,7 @@ async def claim(
     return {r["event_id"] for r in rows}
 
 
-async def already_applied(conn: asyncpg.Connection, *, consumer: str, event_id: uuid.UUID) -> bool:
+async def already_applied(conn: Connection, *, consumer: str, event_id: uuid.UUID) -> bool:
     value = await conn.fetchval(
         "SELECT 1 FROM inbox WHERE consumer = $1 AND event_id = $2", consumer, event_id
     )

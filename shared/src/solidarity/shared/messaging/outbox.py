@@ -8,10 +8,9 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import asyncpg
-
 from solidarity.shared.contracts.envelope import Envelope, Event
 from solidarity.shared.contracts.topics import topic_for
+from solidarity.shared.db.pool import Connection
 
 SHARDS = 16
 
@@ -73,7 +72,7 @@ class Outbox:
 
     async def add(
         self,
-        conn: asyncpg.Connection,
+        conn: Connection,
         events: Sequence[Event],
         *,
         correlation_id: uuid.UUID | None = None,
@@ -89,9 +88,7 @@ class Outbox:
         )
         return envelopes
 
-    async def add_messages(
-        self, conn: asyncpg.Connection, messages: Sequence[OutboxMessage]
-    ) -> None:
+    async def add_messages(self, conn: Connection, messages: Sequence[OutboxMessage]) -> None:
         """Record ready-made messages (dead letters use this); one statement for the batch."""
         if not messages:
             return

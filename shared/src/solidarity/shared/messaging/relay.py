@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from solidarity.shared.db.pool import TRANSIENT_DB_ERRORS
+from solidarity.shared.db.pool import TRANSIENT_DB_ERRORS, Connection
 from solidarity.shared.logging import get_logger
 from solidarity.shared.messaging.kafka import TRANSIENT_KAFKA_ERRORS
 from solidarity.shared.messaging.outbox import headers_from_json
@@ -123,13 +123,13 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
         return
 
 
-async def pending_count(conn: asyncpg.Connection) -> int:
+async def pending_count(conn: Connection) -> int:
     """The outbox backlog, for metrics and readiness."""
     value = await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
     return int(value or 0)
 
 
-async def replay(conn: asyncpg.Connection, *, since: object) -> int:
+async def replay(conn: Connection, *, since: object) -> int:
     """Mark rows sent since a moment as pending again (after the broker lost its data)."""
     result = await conn.execute(
         "UPDATE outbox SET sent_at = NULL WHERE sent_at IS NOT NULL AND created_at >= $1", since

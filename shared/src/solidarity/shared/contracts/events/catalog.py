@@ -7,7 +7,7 @@ drop a replayed or late event whose revision it has already applied.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl
 
@@ -23,7 +23,7 @@ from solidarity.shared.contracts.events.common import (
 
 
 class RegistrationQuestion(BaseModel):
-    """A question a campaign asks at sign-up (seed 002: ask people what solidarity means to them)."""
+    """A question a campaign asks at sign-up (seed 002: ask people what solidarity means)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -129,7 +129,7 @@ class SessionCancelledV1(Event):
     campaign_id: uuid.UUID
     revision: int = Field(ge=1)
     reason: str = Field(min_length=1, max_length=500)
-    cancelled_at: datetime
+    cancelled_at: AwareDatetime
 
     def aggregate_key(self) -> str:
         return str(self.session_id)

@@ -28,7 +28,9 @@ class NotificationSentV1(Event):
     recipient_id: uuid.UUID
     kind: DeliveryKind
     channel: Channel
-    subject_ref: str = Field(description="What it was about: a session, campaign or registration id")
+    subject_ref: str = Field(
+        description="What it was about: a session, campaign or registration id"
+    )
     sent_at: AwareDatetime
     attempts: int = Field(ge=1)
 

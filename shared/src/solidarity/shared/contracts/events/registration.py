@@ -7,6 +7,7 @@ only the platform's own services read.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Literal
 
@@ -20,6 +21,11 @@ from solidarity.shared.contracts.events.common import (
     Role,
     TimeZoneName,
 )
+
+
+def registrant_key(email: str) -> str:
+    """The Kafka key of a person's submissions: a hash, so no address shows in broker tools."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
 class RegistrantDetails(BaseModel):
@@ -63,7 +69,7 @@ class RegistrationSubmittedV1(Event):
         return self
 
     def aggregate_key(self) -> str:
-        return self.registrant.email.strip().lower()
+        return registrant_key(self.registrant.email)
 
 
 class _Outcome(Event):
@@ -108,7 +114,10 @@ class SessionRegistrationRejectedV1(Event):
     detail: str = Field(default="", max_length=500, description="Never contains personal data")
 
     def aggregate_key(self) -> str:
-        return str(self.registrant_id or self.submission_id or self.partner_id)
+        for candidate in (self.registrant_id, self.submission_id, self.partner_id):
+            if candidate is not None:
+                return str(candidate)
+        return "unidentified"
 
 
 class RegistrationCancelledV1(_Outcome):
