@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaConnectionError
 
 from solidarity.shared.contracts.topics import DLQ_SUFFIX
 from solidarity.shared.messaging.consumer import DlqHeaders
@@ -135,6 +136,14 @@ def _consumer(bootstrap_servers: str) -> AIOKafkaConsumer:
     )
 
 
+async def _start(client: AIOKafkaConsumer | AIOKafkaProducer, bootstrap_servers: str) -> None:
+    try:
+        await client.start()
+    except KafkaConnectionError as exc:
+        await client.stop()
+        raise DlqError(f"could not reach the broker at {bootstrap_servers}") from exc
+
+
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
     topics = await consumer.topics()
     partitions = consumer.partitions_for_topic(topic) if topic in topics else None
@@ -164,7 +173,7 @@ async def read_dead_letters(
 ) -> list[DeadLetter]:
     """Every message on a DLQ topic up to its current end, in partition then offset order."""
     consumer = _consumer(bootstrap_servers)
-    await consumer.start()
+    await _start(consumer, bootstrap_servers)
     try:
         tps = await _partitions(consumer, topic)
         if partition is not None:
@@ -206,7 +215,7 @@ async def read_dead_letter(
 ) -> DeadLetter:
     """The message at one offset of a DLQ topic."""
     consumer = _consumer(bootstrap_servers)
-    await consumer.start()
+    await _start(consumer, bootstrap_servers)
     try:
         tps = await _partitions(consumer, topic)
         tp = TopicPartition(topic, partition)
@@ -266,7 +275,7 @@ async def redrive(
         enable_idempotence=enable_idempotence,
         request_timeout_ms=15_000,
     )
-    await producer.start()
+    await _start(producer, bootstrap_servers)
     try:
         metadata = await producer.client.fetch_all_metadata()
         missing = sorted(set(targets) - set(metadata.topics()))

