@@ -323,7 +323,7 @@ def status(data_dir: DataDirOption = Path(".solidarity")) -> None:
                 except httpx.HTTPError:
                     ok, why = False, "no answer"
             else:
-                ok = _tcp_answers("127.0.0.1", component.port)
+                ok = _tcp_answers(state.smtp_host, component.port)
                 why = "port open" if ok else "port closed"
             down += not ok
             shown = f"[green]up[/green] ({why})" if ok else f"[red]down[/red] ({why})"

@@ -425,7 +425,7 @@ def summary_table(state: StackState, services: Sequence[ServiceSpec]) -> Table:
     table.add_row(
         "broker",
         state.kafka_bootstrap,
-        "memory only: every event is gone after a restart (see `solidarity outbox replay`)",
+        "memory only: keeps no data across restarts (then `solidarity outbox replay`)",
     )
     table.add_row("PostgreSQL", state.postgres_dsn, f"data in {state.data_dir}/postgres")
     table.add_row("mail (web)", state.mail_url, "every mail sent, kept for reading")
