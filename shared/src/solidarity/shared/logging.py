@@ -132,7 +132,7 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiokafka", "faststream", "asyncio"):
+    for noisy in ("aiokafka", "faststream", "asyncio", "mail.log"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

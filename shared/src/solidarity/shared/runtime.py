@@ -40,6 +40,10 @@ from solidarity.shared.settings import ServiceSettings
 log = get_logger(__name__)
 
 
+BackgroundJob = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+"""A long-running task of a service; it returns when the event is set."""
+
+
 @dataclass
 class ServiceRuntime:
     """What a running service holds: built once in the lifespan, handed to its wiring."""
@@ -52,7 +56,7 @@ class ServiceRuntime:
     producer: AIOKafkaProducer
     relay: OutboxRelay
     consumers: list[ConsumerRunner] = field(default_factory=list)
-    background: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    background: list[BackgroundJob] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def consumer(self, runner: ConsumerRunner, *topics: str, description: str = "") -> None:

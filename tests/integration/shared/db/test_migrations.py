@@ -82,7 +82,7 @@ async def test_a_failing_migration_leaves_nothing_half_applied(
 
 def test_badly_named_files_are_refused(tmp_path: Path) -> None:
     write(tmp_path, "people.sql", "SELECT 1;")
-    with pytest.raises(MigrationError, match="NNNN_name.sql"):
+    with pytest.raises(MigrationError, match=r"NNNN_name\.sql"):
         load_migrations("demo", tmp_path)
 
 
