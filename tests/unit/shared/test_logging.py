@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -17,7 +18,7 @@ EMAIL = "river.song+solidarity@example.org"
 
 
 @pytest.fixture
-def json_output() -> io.StringIO:
+def json_output() -> Iterator[io.StringIO]:
     out = io.StringIO()
     configure_logging(fmt="json", level="DEBUG", stream=out)
     yield out
