@@ -1,0 +1,1 @@
+"""Adapters: the asyncpg repositories behind the unit of work."""

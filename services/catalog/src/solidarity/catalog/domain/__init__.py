@@ -1,0 +1,1 @@
+"""The catalog's domain: aggregates and their rules, free of I/O."""

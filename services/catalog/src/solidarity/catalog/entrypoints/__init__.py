@@ -1,0 +1,1 @@
+"""Entrypoints: the admin HTTP API, the campaign file reader and the catalog commands."""

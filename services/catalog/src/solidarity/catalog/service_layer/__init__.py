@@ -1,0 +1,1 @@
+"""The service layer: commands, their handlers, queries and the unit of work."""

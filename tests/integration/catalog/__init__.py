@@ -1,0 +1,1 @@
+"""Integration tests of the catalog: HTTP to PostgreSQL to outbox to Kafka."""

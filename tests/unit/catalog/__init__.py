@@ -1,0 +1,1 @@
+"""Unit tests of the catalog service: domain rules, handlers and entrypoints, with fakes."""

@@ -1,0 +1,1 @@
+"""Unit tests of the catalog's HTTP API, campaign files and CLI."""
