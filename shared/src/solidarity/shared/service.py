@@ -17,6 +17,9 @@ class ServiceSpec:
     default_http_port: int
     health_path: str = "/health"
     ready_path: str = "/ready"
+    # `solidarity` arguments the local stack runs once every service answers, to load demo
+    # data (for example the catalog's default campaign); `solidarity up --no-demo` skips it.
+    demo_command: tuple[str, ...] = ()
 
 
 def discover_services() -> list[ServiceSpec]:

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from solidarity.shared.cli.app import app
 from solidarity.shared.devstack.embedded import StackError, free_port, port_is_free
 from solidarity.shared.devstack.stack import LocalStack, StackPorts, pid_alive, read_state
-from solidarity.shared.service import ServiceSpec
+from solidarity.shared.service import ServiceSpec, discover_services
 from tests.integration.shared.devstack.fake_service.__main__ import EXIT_AT_START
 
 pytestmark = pytest.mark.integration
@@ -51,6 +51,14 @@ def _port_args(ports: dict[str, int]) -> list[str]:
     ]
 
 
+def _service_port_args() -> list[str]:
+    """Every installed service on a free port, so a running stack elsewhere does not clash."""
+    args: list[str] = []
+    for spec in discover_services():
+        args += ["--service-port", f"{spec.name}={free_port()}"]
+    return args
+
+
 def _wait_for_state(process: subprocess.Popen[bytes], data_dir: Path, out: Path) -> None:
     deadline = time.monotonic() + 60
     while not (data_dir / "stack.json").exists():
@@ -69,7 +77,15 @@ def test_up_runs_until_signalled_then_leaves_no_process(
     out = tmp_path / "up.log"
     with out.open("wb") as log:
         process = subprocess.Popen(
-            [*CLI, "up", "--data-dir", str(data_dir), *_port_args(_free_ports())],
+            [
+                *CLI,
+                "up",
+                "--no-demo",
+                "--data-dir",
+                str(data_dir),
+                *_port_args(_free_ports()),
+                *_service_port_args(),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -78,7 +94,8 @@ def test_up_runs_until_signalled_then_leaves_no_process(
         state = read_state(data_dir)
         assert state is not None
         assert state.supervisor_pid == process.pid
-        assert {c.name for c in state.components} == {"postgres", "broker", "mailsink"}
+        installed = {s.name for s in discover_services()}
+        assert {c.name for c in state.components} == {"postgres", "broker", "mailsink"} | installed
         status = subprocess.run(
             [*CLI, "status", "--data-dir", str(data_dir)], capture_output=True, timeout=30
         )

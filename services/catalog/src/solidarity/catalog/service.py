@@ -10,4 +10,5 @@ SERVICE = ServiceSpec(
     module="solidarity.catalog",
     database="catalog",
     default_http_port=8001,
+    demo_command=("catalog", "load", "--demo", "glsen-solidarity-week-2023"),
 )

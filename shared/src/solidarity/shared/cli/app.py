@@ -221,6 +221,13 @@ def up(
         float,
         typer.Option("--service-timeout", help="Seconds each service may take to answer health."),
     ] = 60.0,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo/--no-demo",
+            help="Load the demo data (the GLSEN Solidarity Week 2023 campaign) once all runs.",
+        ),
+    ] = True,
 ) -> None:
     """Start the whole platform on this machine (no Docker) and keep it running.
 
@@ -251,6 +258,7 @@ def up(
         services=services,
         service_timeout_s=service_timeout,
         on_step=step,
+        load_demo=demo,
     )
     previous = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
     interrupted = False

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -160,12 +161,14 @@ class LocalStack:
         host: str = "127.0.0.1",
         service_timeout_s: float = 60.0,
         on_step: StepCallback | None = None,
+        load_demo: bool = True,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.ports = ports
         self.services = list(services)
         self.host = host
         self.service_timeout_s = service_timeout_s
+        self.load_demo = load_demo
         self._on_step = on_step or (lambda _: None)
         self._started: list[ManagedProcess] = []
         self._reported_exits: set[str] = set()
@@ -298,6 +301,10 @@ class LocalStack:
         ]
         for spec in self.services:
             components.append(self._start_service(spec, broker, databases[spec.name]))
+        if self.load_demo:
+            for spec in self.services:
+                if spec.demo_command:
+                    self._run_demo(spec, broker, databases[spec.name])
 
         self.state = StackState(
             started_at=datetime.now(UTC).isoformat(),
@@ -343,6 +350,10 @@ class LocalStack:
                 "SOLIDARITY_SMTP_HOST": self.host,
                 "SOLIDARITY_SMTP_PORT": str(self.ports.smtp),
                 "SOLIDARITY_LOG_FORMAT": "console",
+                # Development defaults (documented dev-only secrets) are allowed here only.
+                "SOLIDARITY_ENVIRONMENT": "development",
+                "SOLIDARITY_PUBLIC_BASE_URL": base_url,
+                "SOLIDARITY_MAILBOX_API_URL": f"http://{self.host}:{self.ports.mail_web}",
             }
         )
         process = spawn(spec.name, [sys.executable, "-m", spec.module], log_path=log_path, env=env)
@@ -358,6 +369,28 @@ class LocalStack:
             health_url=health_url,
             log=str(log_path),
         )
+
+    def _run_demo(self, spec: ServiceSpec, broker: EmbeddedBroker, dsn: str) -> None:
+        self._on_step(f"loading {spec.name} demo data")
+        result = subprocess.run(  # noqa: S603 - the command comes from an installed ServiceSpec
+            [sys.executable, "-m", "solidarity.shared.cli.app", *spec.demo_command],
+            env=self._child_env(
+                {
+                    "SOLIDARITY_DATABASE_URL": dsn,
+                    "SOLIDARITY_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+                    "SOLIDARITY_KAFKA_TOPIC_PREFIX": "",
+                    "SOLIDARITY_DATA_DIR": str(self.data_dir),
+                }
+            ),
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise StackError(
+                f"loading {spec.name}'s demo data failed (exit {result.returncode}): "
+                f"{result.stderr.decode(errors='replace').strip().splitlines()[-1:]}"
+            )
 
     def _child_env(self, extra: Mapping[str, str]) -> dict[str, str]:
         env = dict(os.environ)
