@@ -13,6 +13,8 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from functools import reduce
+from operator import or_
 from typing import Any
 
 import asyncpg
@@ -27,6 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from solidarity.shared.contracts.topics import TOPICS
 from solidarity.shared.db.migrations import migrate
 from solidarity.shared.db.pool import create_pool
 from solidarity.shared.logging import configure_logging, get_logger
@@ -71,6 +74,52 @@ class ServiceRuntime:
 
 
 Wiring = Callable[[ServiceRuntime], Awaitable[None]]
+
+
+def declare_publishers(broker: KafkaBroker, *, service: str, topic_prefix: str = "") -> None:
+    """Declare the topics a service publishes, for its AsyncAPI document.
+
+    The outbox relay publishes with aiokafka, not through these publishers; they exist so
+    that the document shows every channel the service writes and the events on each.
+    """
+    for topic in TOPICS:
+        if topic.producer != service:
+            continue
+        payload: Any = reduce(or_, topic.events)
+        broker.publisher(
+            topic.full_name(topic_prefix),
+            title=f"{service}:publish:{topic.name}",
+            description=topic.description,
+            schema=payload,
+        )
+
+
+async def asyncapi_document(
+    *,
+    spec: ServiceSpec,
+    settings: ServiceSettings,
+    wire: Wiring,
+    title: str,
+    description: str,
+) -> dict[str, Any]:
+    """A service's AsyncAPI document, built without connecting to anything."""
+    broker = make_broker(settings.kafka, service=spec.name)
+    runtime = ServiceRuntime(
+        spec=spec,
+        settings=settings,
+        pool=None,  # type: ignore[arg-type]  # wiring only registers handlers; nothing connects
+        broker=broker,
+        outbox=Outbox(producer=spec.name, topic_prefix=settings.kafka.topic_prefix),
+        producer=None,  # type: ignore[arg-type]
+        relay=None,  # type: ignore[arg-type]
+    )
+    await wire(runtime)
+    declare_publishers(broker, service=spec.name, topic_prefix=settings.kafka.topic_prefix)
+    document = FastStream(
+        broker, specification=AsyncAPI(title=title, description=description, version="1.0.0")
+    )
+    result: dict[str, Any] = document.schema.to_specification().to_jsonable()
+    return result
 
 
 class _RuntimeCollector(Collector):
@@ -162,10 +211,8 @@ def create_service_app(
         app.state.runtime = runtime
         app.state.consumer_lag = {}
         app.state.outbox_backlog = 0
-        app.state.faststream = FastStream(
-            broker, specification=AsyncAPI(title=title, description=description)
-        )
         await wire(runtime)
+        declare_publishers(broker, service=spec.name, topic_prefix=settings.kafka.topic_prefix)
         stop = asyncio.Event()
         await producer.start()
         await broker.start()
@@ -186,6 +233,13 @@ def create_service_app(
             log.info("service_stopped", service=spec.name)
 
     app = FastAPI(title=title, description=description, lifespan=lifespan)
+
+    async def document() -> dict[str, Any]:
+        return await asyncapi_document(
+            spec=spec, settings=settings, wire=wire, title=title, description=description
+        )
+
+    app.state.asyncapi_document = document
     registry.register(_RuntimeCollector(app))
 
     @app.middleware("http")
@@ -223,10 +277,7 @@ def create_service_app(
 
     @app.get("/asyncapi.json", tags=["operations"], summary="The AsyncAPI document")
     async def asyncapi() -> JSONResponse:
-        faststream_app: FastStream | None = getattr(app.state, "faststream", None)
-        if faststream_app is None:
-            return JSONResponse({"detail": "not started"}, status_code=503)
-        return JSONResponse(faststream_app.schema.to_specification().to_jsonable())
+        return JSONResponse(await document())
 
     return app
 
