@@ -110,7 +110,7 @@ async def asyncapi_document(
         pool=None,  # type: ignore[arg-type]  # wiring only registers handlers; nothing connects
         broker=broker,
         outbox=Outbox(producer=spec.name, topic_prefix=settings.kafka.topic_prefix),
-        producer=None,  # type: ignore[arg-type]
+        producer=None,
         relay=None,  # type: ignore[arg-type]
     )
     await wire(runtime)
