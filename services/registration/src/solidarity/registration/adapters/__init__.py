@@ -1,0 +1,1 @@
+"""PostgreSQL repositories and metrics of the registration service."""

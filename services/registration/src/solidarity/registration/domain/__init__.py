@@ -1,0 +1,1 @@
+"""Pure rules of registration: partners, submissions, seats and the catalog read model."""

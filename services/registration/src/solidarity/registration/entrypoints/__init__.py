@@ -1,0 +1,1 @@
+"""HTTP routes, Kafka consumers and the CLI of the registration service."""

@@ -1,0 +1,13 @@
+"""How the local stack and the CLI find and run the registration service."""
+
+from __future__ import annotations
+
+from solidarity.shared.service import ServiceSpec
+
+SERVICE = ServiceSpec(
+    name="registration",
+    package="solidarity.registration",
+    module="solidarity.registration",
+    database="registration",
+    default_http_port=8002,
+)

@@ -1,0 +1,1 @@
+"""Commands, handlers and the unit of work of the registration service."""
