@@ -206,6 +206,7 @@ def create_service_app(
                 producer=producer,
                 batch_size=settings.outbox_batch_size,
                 poll_interval_s=settings.outbox_poll_interval_s,
+                retention_s=settings.outbox_retention_hours * 3600,
             ),
         )
         app.state.runtime = runtime
@@ -233,6 +234,8 @@ def create_service_app(
             log.info("service_stopped", service=spec.name)
 
     app = FastAPI(title=title, description=description, lifespan=lifespan)
+    # Services register their own collectors here; /metrics serves them all.
+    app.state.metrics_registry = registry
 
     async def document() -> dict[str, Any]:
         return await asyncapi_document(

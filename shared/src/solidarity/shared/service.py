@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import secrets
 from dataclasses import dataclass
 from importlib.metadata import entry_points
+from pathlib import Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +23,32 @@ class ServiceSpec:
     # `solidarity` arguments the local stack runs once every service answers, to load demo
     # data (for example the catalog's default campaign); `solidarity up --no-demo` skips it.
     demo_command: tuple[str, ...] = ()
+    # Environment variables holding secrets the service needs; on the local stack each is
+    # generated once per data folder (dev-secrets.json) and given to the service and the CLI.
+    dev_secrets: tuple[str, ...] = ()
+
+
+DEV_SECRETS_FILE = "dev-secrets.json"
+
+
+def load_dev_secrets(data_dir: Path, names: tuple[str, ...] = ()) -> dict[str, str]:
+    """The local stack's generated secrets (created on first use, readable by the owner only).
+
+    Only for the embedded development stack; deployments set real secrets themselves.
+    """
+    path = data_dir / DEV_SECRETS_FILE
+    secrets_: dict[str, str] = {}
+    if path.exists():
+        secrets_ = {str(k): str(v) for k, v in json.loads(path.read_text()).items()}
+    missing = [n for n in names if n not in secrets_]
+    if missing:
+        for name in missing:
+            secrets_[name] = secrets.token_urlsafe(32)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600, exist_ok=True)
+        path.chmod(0o600)
+        path.write_text(json.dumps(secrets_, indent=2, sort_keys=True))
+    return secrets_
 
 
 def discover_services() -> list[ServiceSpec]:

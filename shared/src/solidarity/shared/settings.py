@@ -56,6 +56,9 @@ class ServiceSettings(BaseSettings):
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     outbox_batch_size: int = Field(default=500, ge=1, le=10_000)
     outbox_poll_interval_s: float = Field(default=0.05, gt=0)
+    outbox_retention_hours: float = Field(
+        default=168, gt=0, description="How long sent outbox rows stay for a replay"
+    )
     consumer_max_records: int = Field(default=500, ge=1, le=10_000)
 
 

@@ -19,9 +19,10 @@ from solidarity.shared.messaging.consumer import (
     DlqHeaders,
     InboundMessage,
     TransientError,
+    on_commit,
 )
 from solidarity.shared.messaging.kafka import make_broker, make_producer, read_topic
-from solidarity.shared.messaging.outbox import Outbox
+from solidarity.shared.messaging.outbox import Outbox, OutboxMessage
 from solidarity.shared.messaging.relay import OutboxRelay
 from solidarity.shared.settings import KafkaSettings
 from solidarity.shared.testing.events import session_scheduled
@@ -340,3 +341,56 @@ async def test_transient_failures_are_retried_and_bad_handler_input_is_isolated(
     assert len(dead_rows) == 2
     assert {r["topic"] for r in dead_rows} == {f"{topic}.dlq"}
     assert len(await effect_counts(effects_dsn)) == 3
+
+
+async def test_after_commit_callbacks_run_once_and_dead_letters_can_be_answered(
+    infrastructure: Infrastructure, effects_dsn: str, registry_topics: str, unique: str
+) -> None:
+    topic = CATALOG_SESSIONS.full_name(registry_topics)
+    await produce_envelopes(infrastructure.kafka_bootstrap, topic, [session_scheduled()])
+    producer = AIOKafkaProducer(bootstrap_servers=infrastructure.kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value=b"{broken", key=b"k")
+    finally:
+        await producer.stop()
+    records = await read_topic(infrastructure.kafka_bootstrap, topic)
+    committed: list[str] = []
+    attempts = 0
+
+    async def flaky_counting(conn: Connection, messages: Sequence[InboundMessage]) -> None:
+        nonlocal attempts
+        attempts += 1
+        on_commit(lambda: committed.append(f"attempt {attempts}"))
+        if attempts == 1:
+            raise TransientError("database briefly away")
+        await record_effects(conn, messages)
+
+    outbox = Outbox(producer="test", topic_prefix=registry_topics)
+
+    async def answer(_: Connection, letter: OutboxMessage) -> list[OutboxMessage]:
+        reply = session_scheduled(title="answer to a dead letter")
+        return [outbox.message(reply, outbox.envelope(reply))]
+
+    pool = await asyncpg.create_pool(effects_dsn, min_size=1, max_size=2)
+    runner = ConsumerRunner(
+        name=f"effects-{unique}",
+        pool=pool,
+        outbox=outbox,
+        handler=flaky_counting,
+        handles=[SessionScheduledV1],
+        max_backoff_s=0.1,
+        on_dead_letter=answer,
+    )
+    try:
+        report = await runner.process_batch(records)
+        async with pool.acquire() as conn:
+            rows = await conn.fetch("SELECT event_type, topic FROM outbox ORDER BY id")
+    finally:
+        await pool.close()
+    assert report.retries == 1
+    assert committed == ["attempt 2"]  # the rolled-back attempt's callback never ran
+    assert [(r["event_type"], r["topic"]) for r in rows] == [
+        ("DeadLetter", f"{topic}.dlq"),
+        ("SessionScheduled", topic),
+    ]

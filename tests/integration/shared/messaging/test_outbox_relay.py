@@ -151,3 +151,29 @@ async def test_outbox_refuses_writes_outside_a_transaction(kit_database_dsn: str
             await Outbox(producer="catalog").add(conn, [session_cancelled(uuid.uuid4())])
     finally:
         await conn.close()
+
+
+async def test_sent_rows_are_purged_after_the_retention_and_pending_rows_never(
+    infrastructure: Infrastructure, kit_database_dsn: str, registry_topics: str
+) -> None:
+    outbox = Outbox(producer="catalog", topic_prefix=registry_topics)
+    await _write_events(kit_database_dsn, outbox, 6, sessions=2)
+    pool = await asyncpg.create_pool(kit_database_dsn, min_size=1, max_size=2)
+    producer = make_producer(KafkaSettings(bootstrap_servers=infrastructure.kafka_bootstrap))
+    await producer.start()
+    try:
+        relay = OutboxRelay(pool=pool, producer=producer, retention_s=3600)
+        while await relay.publish_once():
+            pass
+        await _write_events(kit_database_dsn, outbox, 2, sessions=1)  # still pending
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE outbox SET sent_at = now() - interval '2 hours' WHERE sent_at IS NOT NULL"
+            )
+        assert await relay.purge_sent() == 6
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM outbox") == 2
+            assert await pending_count(conn) == 2
+    finally:
+        await producer.stop()
+        await pool.close()

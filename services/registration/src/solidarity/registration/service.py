@@ -10,4 +10,6 @@ SERVICE = ServiceSpec(
     module="solidarity.registration",
     database="registration",
     default_http_port=8002,
+    # Derives every partner's signing secret; the local stack generates one per data folder.
+    dev_secrets=("SOLIDARITY_PARTNER_MASTER_KEY",),
 )

@@ -766,8 +766,22 @@ def main() -> None:
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     # The command reports a broker it cannot reach in one line of its own.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    _adopt_dev_secrets()
     load_plugins(app)
     run()
+
+
+def _adopt_dev_secrets() -> None:
+    """Commands run against the local stack see the secrets it generated (e.g. the partner
+    master key), unless the environment sets its own. Never used by a deployment."""
+    import os
+
+    from solidarity.shared.service import DEV_SECRETS_FILE, load_dev_secrets
+
+    data_dir = Path(os.environ.get("SOLIDARITY_DATA_DIR", ".solidarity"))
+    if (data_dir / DEV_SECRETS_FILE).exists():
+        for name, value in load_dev_secrets(data_dir).items():
+            os.environ.setdefault(name, value)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from solidarity.shared.devstack.embedded import (
     start_postgres,
 )
 from solidarity.shared.messaging.kafka import create_topics
-from solidarity.shared.service import ServiceSpec
+from solidarity.shared.service import ServiceSpec, load_dev_secrets
 
 DEFAULT_DATA_DIR = Path(".solidarity")
 STATE_FILE = "stack.json"
@@ -395,6 +395,9 @@ class LocalStack:
     def _child_env(self, extra: Mapping[str, str]) -> dict[str, str]:
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
+        wanted = tuple(name for spec in self.services for name in spec.dev_secrets)
+        for name, value in load_dev_secrets(self.data_dir, wanted).items():
+            env.setdefault(name, value)  # a secret set by the person wins
         env.update(extra)
         return env
 

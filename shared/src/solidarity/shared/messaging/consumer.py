@@ -11,6 +11,7 @@ goes to the DLQ while the others are applied.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
@@ -95,6 +96,25 @@ class InboundMessage:
 
 BatchHandler = Callable[[Connection, Sequence[InboundMessage]], Awaitable[None]]
 
+DeadLetterHook = Callable[[Connection, OutboxMessage], Awaitable[Sequence[OutboxMessage]]]
+"""Called in the batch's transaction for each dead letter; returns messages to add with it
+(the registration service answers a dead-lettered submission with a rejection)."""
+
+_after_commit: contextvars.ContextVar[list[Callable[[], None]] | None] = contextvars.ContextVar(
+    "solidarity_after_commit", default=None
+)
+
+
+def on_commit(callback: Callable[[], None]) -> None:
+    """Run `callback` once the current batch's transaction has committed (never if it rolls
+    back or is retried). For effects outside the database, such as metrics. Outside a
+    consumer batch it runs at once."""
+    pending = _after_commit.get()
+    if pending is None:
+        callback()
+    else:
+        pending.append(callback)
+
 
 @dataclass
 class BatchReport:
@@ -154,11 +174,13 @@ class ConsumerRunner:
         handler: BatchHandler,
         handles: Collection[type[Event]],
         max_backoff_s: float = 10.0,
+        on_dead_letter: DeadLetterHook | None = None,
     ) -> None:
         self.name = name
         self._pool = pool
         self._outbox = outbox
-        self._handler = handler
+        self.handler = handler
+        self._on_dead_letter = on_dead_letter
         self._handles = {(cls.event_type, cls.schema_version) for cls in handles}
         self._max_backoff_s = max_backoff_s
         self.stats = ConsumerStats()
@@ -243,8 +265,10 @@ class ConsumerRunner:
                 report.ignored += 1
         backoff = 0.1
         while True:
+            pending: list[Callable[[], None]] = []
+            token = _after_commit.set(pending)
             try:
-                await self._apply(messages, dead, report)
+                await self._apply(messages, list(dead), report)
                 break
             except TRANSIENT_ERRORS as exc:
                 report.retries += 1
@@ -257,6 +281,15 @@ class ConsumerRunner:
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff_s)
+            finally:
+                _after_commit.reset(token)
+        for callback in pending:
+            try:
+                callback()
+            except Exception as exc:  # an after-commit effect must not undo a committed batch
+                log.warning(
+                    "after_commit_failed", consumer=self.name, error_type=type(exc).__name__
+                )
         self.stats.add(report)
         if report.dead_lettered:
             log.warning("consumer_dead_lettered", consumer=self.name, count=report.dead_lettered)
@@ -286,7 +319,7 @@ class ConsumerRunner:
             if todo:
                 try:
                     async with conn.transaction():  # a savepoint: the fast path for the batch
-                        await self._handler(conn, todo)
+                        await self.handler(conn, todo)
                     report.applied = len(todo)
                 except TRANSIENT_ERRORS:
                     raise
@@ -294,7 +327,11 @@ class ConsumerRunner:
                     # Some message breaks the handler: isolate it, apply the others.
                     log.warning("consumer_batch_isolating", consumer=self.name, size=len(todo))
                     await self._apply_one_by_one(conn, todo, dead, report)
-            await self._outbox.add_messages(conn, dead)
+            answers: list[OutboxMessage] = []
+            if self._on_dead_letter is not None:
+                for letter in dead:
+                    answers.extend(await self._on_dead_letter(conn, letter))
+            await self._outbox.add_messages(conn, [*dead, *answers])
             report.dead_lettered = len(dead)
             report.dead_letter_ids = [d.event_id for d in dead]
 
@@ -308,7 +345,7 @@ class ConsumerRunner:
         for message in todo:
             try:
                 async with conn.transaction():
-                    await self._handler(conn, [message])
+                    await self.handler(conn, [message])
                 report.applied += 1
             except TRANSIENT_ERRORS:
                 raise

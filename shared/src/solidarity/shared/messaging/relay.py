@@ -34,6 +34,8 @@ class OutboxRelay:
         max_backoff_s: float = 10.0,
         shards_per_pass: int = 4,
         after_publish: AfterPublishHook | None = None,
+        retention_s: float | None = 7 * 24 * 3600.0,
+        purge_interval_s: float = 60.0,
     ) -> None:
         self._pool = pool
         self._producer = producer
@@ -41,6 +43,11 @@ class OutboxRelay:
         self._poll_interval_s = poll_interval_s
         self._max_backoff_s = max_backoff_s
         self._shards_per_pass = shards_per_pass
+        # Sent rows are kept for `solidarity outbox replay` (after a broker lost its data),
+        # then deleted: some carry personal data, which must not live forever.
+        self._retention_s = retention_s
+        self._purge_interval_s = purge_interval_s
+        self._last_purge = 0.0
         self._after_publish = after_publish  # tests use it to crash between publish and mark
         self.published = 0
         self.failures = 0
@@ -97,11 +104,26 @@ class OutboxRelay:
         self.published += len(rows)
         return len(rows)
 
+    async def purge_sent(self) -> int:
+        """Delete rows sent longer ago than the retention; returns how many."""
+        if self._retention_s is None:
+            return 0
+        async with self._pool.acquire() as conn:
+            result = await conn.execute(
+                "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)",
+                self._retention_s,
+            )
+        return int(result.split()[-1])
+
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until `stop` is set; broker or database trouble is retried with backoff."""
         backoff = 0.1
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
             try:
+                if loop.time() - self._last_purge > self._purge_interval_s:
+                    self._last_purge = loop.time()
+                    await self.purge_sent()
                 count = await self.publish_once()
                 backoff = 0.1
             except (*TRANSIENT_KAFKA_ERRORS, *TRANSIENT_DB_ERRORS) as exc:
