@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from solidarity.shared.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +34,20 @@ class ServiceSpec:
     # Environment variables holding secrets the service needs; on the local stack each is
     # generated once per data folder (dev-secrets.json) and given to the service and the CLI.
     dev_secrets: tuple[str, ...] = ()
+
+    def settings_class(self) -> type[ServiceSettings]:
+        """The service's settings class: `<package>.settings.<Name>Settings` by convention."""
+        module = importlib.import_module(f"{self.package}.settings")
+        cls = getattr(module, f"{self.name.capitalize()}Settings")
+        if not (isinstance(cls, type) and issubclass(cls, ServiceSettings)):
+            raise TypeError(f"{self.package}.settings has no ServiceSettings subclass")
+        return cls
+
+    def app_factory(self) -> Callable[..., FastAPI]:
+        """The composition root: `<package>.bootstrap.create_app(settings)` by convention."""
+        module = importlib.import_module(f"{self.package}.bootstrap")
+        factory: Callable[..., FastAPI] = module.create_app
+        return factory
 
 
 DEV_SECRETS_FILE = "dev-secrets.json"
