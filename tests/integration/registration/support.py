@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from solidarity.registration.adapters.metrics import CountingConsumerRunner, RegistrationMetrics
+from solidarity.registration.adapters.metrics import RegistrationMetrics
 from solidarity.registration.adapters.unit_of_work import SqlUnitOfWork
 from solidarity.registration.bootstrap import catalog_runner, create_app, submissions_runner
 from solidarity.registration.domain.partners import (
@@ -51,6 +51,7 @@ from solidarity.shared.contracts.topics import (
 )
 from solidarity.shared.db.migrations import migrate
 from solidarity.shared.db.pool import connect, create_pool
+from solidarity.shared.messaging.consumer import ConsumerRunner
 from solidarity.shared.messaging.kafka import make_producer, read_topic
 from solidarity.shared.messaging.outbox import Outbox
 from solidarity.shared.messaging.relay import OutboxRelay
@@ -236,12 +237,12 @@ class Consumers:
     infrastructure: Infrastructure
     prefix: str
     pool: asyncpg.Pool
-    submissions: CountingConsumerRunner
-    catalog: CountingConsumerRunner
+    submissions: ConsumerRunner
+    catalog: ConsumerRunner
     metrics: RegistrationMetrics
     _read: dict[str, int]
 
-    async def _feed(self, runner: CountingConsumerRunner, topics: Sequence[str]) -> int:
+    async def _feed(self, runner: ConsumerRunner, topics: Sequence[str]) -> int:
         total = 0
         for topic in topics:
             records = await read_topic(self.infrastructure.kafka_bootstrap, topic)

@@ -45,8 +45,8 @@ def racing_runner(
     driven: Consumers, wrap: Callable[[Connection, Sequence[InboundMessage]], Awaitable[None]]
 ) -> BatchHandler:
     """Swap a consumer's handler for `wrap`; returns the original, for `wrap` to call."""
-    original: BatchHandler = driven.submissions._handler
-    driven.submissions._handler = wrap
+    original: BatchHandler = driven.submissions.handler
+    driven.submissions.handler = wrap
     return original
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 
-from solidarity.registration.adapters.metrics import _kit_registry
 from solidarity.registration.bootstrap import create_app
 from solidarity.registration.settings import RegistrationSettings
 
@@ -25,8 +24,8 @@ def test_create_app_wires_the_partner_api_and_serves_its_metrics_from_metrics() 
         "/ready",
         "/metrics",
     } <= paths
-    registry = _kit_registry(app)
-    assert registry is not None, "the kit's registry is found, so one /metrics serves all"
+    registry = app.state.metrics_registry
+    assert isinstance(registry, CollectorRegistry), "the kit's registry: one /metrics serves all"
     app.state.registration.metrics.outcomes.labels("confirmed").inc()
     assert b'solidarity_registration_outcomes_total{kind="confirmed"} 1.0' in generate_latest(
         registry

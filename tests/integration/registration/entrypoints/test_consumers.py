@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
@@ -33,6 +34,8 @@ from solidarity.shared.contracts.events.registration import (
     WaitlistPromotedV1,
 )
 from solidarity.shared.contracts.topics import REGISTRATION_SUBMISSIONS
+from solidarity.shared.db.pool import Connection
+from solidarity.shared.messaging.consumer import InboundMessage, TransientError
 from solidarity.shared.messaging.kafka import read_topic
 from solidarity.shared.testing.infrastructure import Infrastructure
 from tests.integration.registration.support import (
@@ -473,3 +476,57 @@ async def test_capacity_changes_promote_and_demote_and_a_cancelled_session_cance
         if isinstance(e, SessionRegistrationRejectedV1) and e.submission_id == "late"
     ]
     assert [e.reason.value for e in late_answer] == ["session_cancelled"]
+
+
+async def test_a_retried_decision_batch_counts_its_metrics_once(
+    infrastructure: Infrastructure, database_dsn: str, registry_topics: str, unique: str
+) -> None:
+    """The first attempt decides everything, then its transaction is lost: only the
+    committed retry counts (the handler counts through the kit's `on_commit`)."""
+    prefix, bootstrap = registry_topics, infrastructure.kafka_bootstrap
+    slug = f"c-{unique}"
+    async with consumers(infrastructure, database_dsn, prefix) as driven:
+        partner = await new_partner(database_dsn, slug)
+        secret = signing_secret(MASTER_KEY.encode(), partner.partner_id)
+        campaign = campaign_published(slug)
+        session = session_scheduled(campaign.campaign_id, capacity=2)
+        await publish_events(bootstrap, prefix, [campaign, session])
+        await driven.catalog_events()
+        decide = driven.submissions.handler
+        attempts = 0
+
+        async def decide_then_lose_the_first_attempt(
+            conn: Connection, messages: Sequence[InboundMessage]
+        ) -> None:
+            nonlocal attempts
+            attempts += 1
+            await decide(conn, messages)
+            if attempts == 1:
+                raise TransientError("connection lost before the commit")
+
+        driven.submissions.handler = decide_then_lose_the_first_attempt
+        people = [
+            submission(partner.partner_id, slug, session_ids=[session.session_id]) for _ in range(3)
+        ]
+        await produce(
+            bootstrap,
+            REGISTRATION_SUBMISSIONS.full_name(prefix),
+            [signed_record(p, secret) for p in people],
+        )
+        await driven.submissions_topic()
+    assert attempts == 2
+    registry = driven.metrics.registry
+    assert (
+        registry.get_sample_value("solidarity_registration_submissions_total", {"source": "kafka"})
+        == 3
+    )
+    assert (
+        registry.get_sample_value("solidarity_registration_outcomes_total", {"kind": "confirmed"})
+        == 2
+    )
+    assert (
+        registry.get_sample_value("solidarity_registration_outcomes_total", {"kind": "waitlisted"})
+        == 1
+    )
+    assert registry.get_sample_value("solidarity_registration_decision_batch_seconds_count") == 1
+    assert await fetchval(database_dsn, "SELECT count(*) FROM registrations") == 3

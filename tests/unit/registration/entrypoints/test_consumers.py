@@ -7,16 +7,17 @@ from typing import Any
 
 import pytest
 
+from solidarity.registration.adapters.metrics import RegistrationMetrics
 from solidarity.registration.domain.partners import (
     PARTNER_HEADER,
     SIGNATURE_HEADER,
     sign,
     signing_secret,
 )
-from solidarity.registration.entrypoints.consumers import DeadLetterAnswers, _identity
+from solidarity.registration.entrypoints.consumers import DeadLetterAnswerer, _identity
 from solidarity.shared.contracts.envelope import Envelope
 from solidarity.shared.messaging.consumer import DlqHeaders
-from solidarity.shared.messaging.outbox import OutboxMessage
+from solidarity.shared.messaging.outbox import Outbox, OutboxMessage
 from tests.unit.registration.builders import MASTER_KEY, submitted
 
 pytestmark = pytest.mark.unit
@@ -25,20 +26,13 @@ DLQ = "registration.submissions.v1.dlq"
 
 
 class FakeConnection:
-    """Just enough of a connection: a partner's secret version, and the rows written."""
+    """Just enough of a connection: a partner's secret version."""
 
     def __init__(self, partners: dict[uuid.UUID, int]) -> None:
         self.partners = partners
-        self.written: list[Any] = []
 
     async def fetchval(self, query: str, partner_id: uuid.UUID) -> int | None:
         return self.partners.get(partner_id)
-
-    def is_in_transaction(self) -> bool:
-        return True
-
-    async def execute(self, query: str, *args: Any) -> None:
-        self.written.append(args)
 
 
 def letter(value: bytes, headers: list[tuple[str, bytes]]) -> OutboxMessage:
@@ -79,14 +73,26 @@ async def test_a_dead_letter_with_a_readable_sender_is_answered(
         (SIGNATURE_HEADER, sign(secret if signed else "sws_x", raw).encode()),
         (PARTNER_HEADER, str(partner_id).encode()),
     ]
-    outbox = DeadLetterAnswers(
-        producer="registration", topic_prefix="", dlq_topic=DLQ, master_key=MASTER_KEY
+    metrics = RegistrationMetrics()
+    answer_letter = DeadLetterAnswerer(
+        outbox=Outbox(producer="registration"),
+        dlq_topic=DLQ,
+        master_key=MASTER_KEY,
+        metrics=metrics,
     )
-    conn = FakeConnection({partner_id: 1})
-    await outbox.add_messages(conn, [letter(raw, headers), letter(b"junk", [])])  # type: ignore[arg-type]
-    event_types = conn.written[0][1]
-    assert event_types == ["DeadLetter", "DeadLetter", "SessionRegistrationRejected"]
-    answer = Envelope.from_bytes(conn.written[0][5][2])
+    conn: Any = FakeConnection({partner_id: 1})
+    answers = await answer_letter(conn, letter(raw, headers))
+    assert await answer_letter(conn, letter(b"junk", [])) == []  # nobody to answer
+    assert [m.event_type for m in answers] == ["SessionRegistrationRejected"]
+    assert answers[0].topic == "registration.outcomes.v1"
+    answer = Envelope.from_bytes(answers[0].value)
     assert answer.payload["reason"] == expected
     assert answer.payload["submission_id"] == "s-1"
     assert answer.payload["detail"] == "registrant.role: Field required"
+    # Outside a consumer batch `on_commit` runs at once: counted once.
+    assert (
+        metrics.registry.get_sample_value(
+            "solidarity_registration_rejections_total", {"reason": expected}
+        )
+        == 1.0
+    )

@@ -5,15 +5,11 @@ from __future__ import annotations
 import asyncpg
 from fastapi import FastAPI
 
-from solidarity.registration.adapters.metrics import (
-    CountingConsumerRunner,
-    RegistrationMetrics,
-    StagedCounts,
-)
+from solidarity.registration.adapters.metrics import RegistrationMetrics
 from solidarity.registration.entrypoints import http
 from solidarity.registration.entrypoints.consumers import (
     CatalogHandler,
-    DeadLetterAnswers,
+    DeadLetterAnswerer,
     SubmissionsHandler,
 )
 from solidarity.registration.service import SERVICE
@@ -26,6 +22,7 @@ from solidarity.shared.contracts.topics import (
     REGISTRATION_SUBMISSIONS,
 )
 from solidarity.shared.logging import get_logger
+from solidarity.shared.messaging.consumer import ConsumerRunner
 from solidarity.shared.messaging.outbox import Outbox
 from solidarity.shared.runtime import ServiceRuntime, create_service_app
 
@@ -52,27 +49,22 @@ def submissions_runner(
     outbox: Outbox,
     settings: RegistrationSettings,
     metrics: RegistrationMetrics,
-) -> CountingConsumerRunner:
+) -> ConsumerRunner:
     """The consumer that decides submissions (its dead letters still get an answer)."""
     prefix = settings.kafka.topic_prefix
     master_key = settings.master_key()
-    staged = StagedCounts()
-    return CountingConsumerRunner(
-        staged=staged,
+    return ConsumerRunner(
         name=submissions_group(prefix),
         pool=pool,
-        outbox=DeadLetterAnswers(
-            producer=outbox.producer,
-            topic_prefix=prefix,
+        outbox=outbox,
+        handler=SubmissionsHandler(outbox=outbox, master_key=master_key, metrics=metrics),
+        handles=[RegistrationSubmittedV1],
+        on_dead_letter=DeadLetterAnswerer(
+            outbox=outbox,
             dlq_topic=REGISTRATION_SUBMISSIONS.full_dlq_name(prefix),
             master_key=master_key,
             metrics=metrics,
-            staged=staged,
         ),
-        handler=SubmissionsHandler(
-            outbox=outbox, master_key=master_key, metrics=metrics, staged=staged
-        ),
-        handles=[RegistrationSubmittedV1],
     )
 
 
@@ -82,15 +74,13 @@ def catalog_runner(
     outbox: Outbox,
     settings: RegistrationSettings,
     metrics: RegistrationMetrics,
-) -> CountingConsumerRunner:
+) -> ConsumerRunner:
     """The consumer that keeps the read model of the catalog."""
-    staged = StagedCounts()
-    return CountingConsumerRunner(
-        staged=staged,
+    return ConsumerRunner(
         name=catalog_group(settings.kafka.topic_prefix),
         pool=pool,
         outbox=outbox,
-        handler=CatalogHandler(outbox=outbox, metrics=metrics, staged=staged),
+        handler=CatalogHandler(outbox=outbox, metrics=metrics),
         handles=HANDLED_EVENTS,
     )
 
@@ -133,12 +123,5 @@ def create_app(settings: RegistrationSettings | None = None) -> FastAPI:
     )
     app.state.registration = http.RegistrationContext(settings=settings, metrics=metrics)
     app.include_router(http.router)
-    if not metrics.attach(app):
-        from fastapi import Response
-        from prometheus_client import generate_latest
-
-        @app.get("/metrics/registration", include_in_schema=False)
-        async def registration_metrics() -> Response:
-            return Response(generate_latest(metrics.registry), media_type="text/plain")
-
+    metrics.attach(app)  # one /metrics, the kit's, serves them with its own
     return app

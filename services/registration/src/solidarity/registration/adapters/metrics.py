@@ -1,23 +1,18 @@
 """Prometheus metrics of the registration service, counted only for what was committed.
 
 A consumer's handler runs inside the runner's transaction, which can still roll back and be
-retried after the handler returns. So the handler *stages* its counts under the id of the
-top-level transaction it ran in, and they are added once the runner reports the batch done:
-only the counts of the last (committed) attempt are kept.
+retried after the handler returns. So the consumers count through the kit's `on_commit`: a
+count runs once the batch's transaction has committed, never for an attempt that rolled back.
+The metrics are served from the kit's one `/metrics` (`attach`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram
-
-from solidarity.shared.logging import get_logger
-from solidarity.shared.messaging.consumer import BatchReport, ConsumerRunner, RecordLike
-
-log = get_logger(__name__)
 
 
 class RegistrationMetrics:
@@ -75,19 +70,10 @@ class RegistrationMetrics:
             if kind is not None:
                 self.outcomes.labels(kind).inc()
 
-    def attach(self, app: FastAPI) -> bool:
-        """Serve these metrics from the service's own /metrics.
-
-        The kit does not expose its registry yet (a change is requested), so it is found
-        through the /metrics route; if that ever fails, the metrics are served on
-        /metrics/registration instead and a warning is logged.
-        """
-        kit_registry = _kit_registry(app)
-        if kit_registry is not None:
-            kit_registry.register(_Forward(self.registry))
-            return True
-        log.warning("metrics_registry_not_found", fallback="/metrics/registration")
-        return False
+    def attach(self, app: FastAPI) -> None:
+        """Serve these metrics from the service's own /metrics (the kit's registry)."""
+        kit_registry: CollectorRegistry = app.state.metrics_registry
+        kit_registry.register(_Forward(self.registry))
 
 
 class _Forward:
@@ -98,56 +84,3 @@ class _Forward:
 
     def collect(self) -> Iterator[Any]:
         yield from self._registry.collect()
-
-
-def _kit_registry(app: FastAPI) -> CollectorRegistry | None:
-    registry = getattr(app.state, "metrics_registry", None)
-    if isinstance(registry, CollectorRegistry):
-        return registry
-    for route in app.routes:
-        if getattr(route, "path", None) != "/metrics":
-            continue
-        for cell in getattr(getattr(route, "endpoint", None), "__closure__", None) or ():
-            if isinstance(cell.cell_contents, CollectorRegistry):
-                return cell.cell_contents
-    return None
-
-
-class StagedCounts:
-    """Counts staged by transaction id, applied once that transaction is known to be done."""
-
-    def __init__(self) -> None:
-        self._staged: list[tuple[int, Callable[[], None]]] = []
-
-    def stage(self, txid: int, apply: Callable[[], None]) -> None:
-        self._staged.append((txid, apply))
-
-    def settle(self) -> None:
-        """Apply what the last transaction staged; drop what rolled back before it."""
-        if self._staged:
-            last = self._staged[-1][0]
-            for txid, apply in self._staged:
-                if txid == last:
-                    apply()
-        self._staged.clear()
-
-    def discard(self) -> None:
-        self._staged.clear()
-
-
-class CountingConsumerRunner(ConsumerRunner):
-    """A consumer runner that applies its handler's staged counts after each batch commits."""
-
-    def __init__(self, *, staged: StagedCounts, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.staged = staged
-
-    async def process_batch(self, records: Sequence[RecordLike]) -> BatchReport:
-        self.staged.discard()
-        try:
-            report = await super().process_batch(records)
-        except BaseException:
-            self.staged.discard()
-            raise
-        self.staged.settle()
-        return report

@@ -1,7 +1,9 @@
 """`solidarity partners ...`: create partner accounts and list them.
 
 The API key and signing secret are printed once, at creation; only the API key's hash is
-stored, and the signing secret is derived from SOLIDARITY_PARTNER_MASTER_KEY when needed.
+stored, and the signing secret is derived from SOLIDARITY_PARTNER_MASTER_KEY when needed. On
+the local stack that key is the one `solidarity up` generated for its data folder (the CLI
+adopts it at start, unless the environment sets its own).
 """
 
 from __future__ import annotations
@@ -124,7 +126,9 @@ def create(
     if master_key is None:
         _fail(
             "SOLIDARITY_PARTNER_MASTER_KEY is not set: it derives the partners' signing "
-            "secrets, and must be the same as the registration service's"
+            "secrets, and must be the same as the registration service's. The local stack "
+            "generates one per data folder (dev-secrets.json) and the CLI uses it when "
+            "SOLIDARITY_DATA_DIR (or ./.solidarity) is that folder; elsewhere, set it"
         )
     credentials = asyncio.run(_create(_dsn(dsn, data_dir), name.strip(), campaign, master_key))
     if as_json:

@@ -2,7 +2,8 @@
 
 The runner has already parsed the envelopes, dead-lettered what could not be parsed, and
 claimed the rest in the inbox, inside the transaction it hands over; the handlers run in
-that transaction as a savepoint, so one batch is one commit.
+that transaction as a savepoint, so one batch is one commit. Metrics are counted with the
+kit's `on_commit`, so only a committed attempt counts.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
-from solidarity.registration.adapters.metrics import RegistrationMetrics, StagedCounts
+from solidarity.registration.adapters.metrics import RegistrationMetrics
 from solidarity.registration.adapters.unit_of_work import SqlUnitOfWork
 from solidarity.registration.domain.partners import (
     PARTNER_HEADER,
@@ -30,7 +31,7 @@ from solidarity.registration.service_layer.commands import (
 )
 from solidarity.registration.service_layer.decisions import decide_submissions
 from solidarity.registration.service_layer.unit_of_work import ConcurrentDecisionError
-from solidarity.shared.contracts.envelope import Envelope, EventHeaders, headers_to_dict, utc_now
+from solidarity.shared.contracts.envelope import EventHeaders, headers_to_dict, utc_now
 from solidarity.shared.contracts.events.common import RejectionReason
 from solidarity.shared.contracts.events.registration import (
     RegistrationSubmittedV1,
@@ -38,7 +39,12 @@ from solidarity.shared.contracts.events.registration import (
 )
 from solidarity.shared.db.pool import Connection
 from solidarity.shared.logging import get_logger
-from solidarity.shared.messaging.consumer import DlqHeaders, InboundMessage, TransientError
+from solidarity.shared.messaging.consumer import (
+    DlqHeaders,
+    InboundMessage,
+    TransientError,
+    on_commit,
+)
 from solidarity.shared.messaging.outbox import Outbox, OutboxMessage
 
 log = get_logger(__name__)
@@ -55,13 +61,11 @@ class SubmissionsHandler:
         outbox: Outbox,
         master_key: bytes | None,
         metrics: RegistrationMetrics,
-        staged: StagedCounts,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._outbox = outbox
         self._master_key = master_key
         self._metrics = metrics
-        self._staged = staged
         self._clock = clock
 
     async def __call__(self, conn: Connection, messages: Sequence[InboundMessage]) -> None:
@@ -90,7 +94,6 @@ class SubmissionsHandler:
             # whole batch is retried, and then sees and answers those as repeats.
             raise TransientError(f"concurrent decision on {exc}") from exc
         elapsed = time.perf_counter() - started
-        txid = int(await conn.fetchval("SELECT txid_current()"))
         metrics = self._metrics
 
         def count() -> None:
@@ -101,7 +104,7 @@ class SubmissionsHandler:
                 metrics.rejections.labels(reason).inc(value)
             metrics.batch_seconds.observe(elapsed)
 
-        self._staged.stage(txid, count)
+        on_commit(count)
         first = messages[0] if messages else None
         log.info(
             "submissions_decided",
@@ -123,12 +126,10 @@ class CatalogHandler:
         *,
         outbox: Outbox,
         metrics: RegistrationMetrics,
-        staged: StagedCounts,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._outbox = outbox
         self._metrics = metrics
-        self._staged = staged
         self._clock = clock
 
     async def __call__(self, conn: Connection, messages: Sequence[InboundMessage]) -> None:
@@ -143,8 +144,8 @@ class CatalogHandler:
         uow = SqlUnitOfWork(outbox=self._outbox, connection=conn)
         report = await apply_catalog_events(command, uow, clock=self._clock)
         published = [event.event_type for event, _ in uow.committed]
-        txid = int(await conn.fetchval("SELECT txid_current()"))
-        self._staged.stage(txid, lambda: self._metrics.count_events(published))
+        metrics = self._metrics
+        on_commit(lambda: metrics.count_events(published))
         log.info(
             "catalog_events_applied",
             size=len(messages),
@@ -154,45 +155,36 @@ class CatalogHandler:
         )
 
 
-class DeadLetterAnswers(Outbox):
-    """The submissions consumer's outbox: a dead-lettered submission still gets an answer.
+class DeadLetterAnswerer:
+    """The submissions consumer's `on_dead_letter` hook: a dead-lettered submission still gets
+    an answer.
 
     The runner dead-letters a submission that is not a valid `RegistrationSubmittedV1`
     (say, without a role) before any handler sees it. When its partner id and submission id
     can still be read from the raw JSON, a `SessionRegistrationRejectedV1` goes out with it
     in the same transaction: `invalid_submission` when the partner's signature checks out,
-    `invalid_signature` otherwise. (A kit hook for this is requested; this is the stopgap.)
+    `invalid_signature` otherwise.
     """
 
     def __init__(
         self,
         *,
-        producer: str,
-        topic_prefix: str,
+        outbox: Outbox,
         dlq_topic: str,
         master_key: bytes | None,
-        metrics: RegistrationMetrics | None = None,
-        staged: StagedCounts | None = None,
+        metrics: RegistrationMetrics,
     ) -> None:
-        super().__init__(producer=producer, topic_prefix=topic_prefix)
+        self._outbox = outbox
         self._dlq_topic = dlq_topic
         self._master_key = master_key
         self._metrics = metrics
-        self._staged = staged
 
-    async def add_messages(self, conn: Connection, messages: Sequence[OutboxMessage]) -> None:
-        answers = []
-        for message in messages:
-            if message.event_type == "DeadLetter" and message.topic == self._dlq_topic:
-                answer = await self._answer(conn, message)
-                if answer is not None:
-                    answers.append(answer)
-        await super().add_messages(conn, [*messages, *answers])
-
-    async def _answer(self, conn: Connection, letter: OutboxMessage) -> OutboxMessage | None:
+    async def __call__(self, conn: Connection, letter: OutboxMessage) -> list[OutboxMessage]:
+        if letter.event_type != "DeadLetter" or letter.topic != self._dlq_topic:
+            return []
         identity = _identity(letter.value)
         if identity is None:
-            return None  # nobody to answer: it stays in the DLQ only
+            return []  # nobody to answer: it stays in the DLQ only
         partner_id, submission_id, correlation_id = identity
         headers = headers_to_dict(letter.headers)
         reason = RejectionReason.INVALID_SIGNATURE
@@ -205,18 +197,15 @@ class DeadLetterAnswers(Outbox):
             reason=reason,
             detail=detail,
         )
-        envelope = Envelope.wrap(
+        envelope = self._outbox.envelope(
             event,
-            producer=self.producer,
             correlation_id=correlation_id,
             event_id=uuid.uuid5(_ANSWER_NAMESPACE, str(letter.event_id)),
         )
         log.info("dead_letter_answered", reason=reason.value, partner_id=str(partner_id))
-        if self._metrics is not None and self._staged is not None:
-            metrics, kind = self._metrics, reason.value
-            txid = int(await conn.fetchval("SELECT txid_current()"))
-            self._staged.stage(txid, lambda: _count_rejection(metrics, kind))
-        return self.message(event, envelope)
+        metrics, kind = self._metrics, reason.value
+        on_commit(lambda: _count_rejection(metrics, kind))
+        return [self._outbox.message(event, envelope)]
 
     async def _trusted(
         self,
