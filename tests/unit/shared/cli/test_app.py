@@ -162,3 +162,11 @@ def test_redrive_needs_an_offset_or_all(tmp_path: Path, capsys: pytest.CaptureFi
         run(["dlq", "redrive", "x.dlq", "--bootstrap", "127.0.0.1:1", "--data-dir", str(tmp_path)])
 
     assert "--offset N or --all" in capsys.readouterr().err
+
+
+def test_the_data_dir_argument_is_found_before_parsing() -> None:
+    from solidarity.shared.cli.app import _data_dir_argument
+
+    assert _data_dir_argument(["partners", "create", "x", "--data-dir", "/tmp/s"]) == "/tmp/s"
+    assert _data_dir_argument(["status", "--data-dir=/tmp/t"]) == "/tmp/t"
+    assert _data_dir_argument(["status"]) is None

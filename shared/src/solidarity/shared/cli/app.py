@@ -798,6 +798,16 @@ def main() -> None:
     run()
 
 
+def _data_dir_argument(argv: Sequence[str]) -> str | None:
+    """The value of `--data-dir` on the command line, read before typer parses it."""
+    for index, arg in enumerate(argv):
+        if arg == "--data-dir" and index + 1 < len(argv):
+            return argv[index + 1]
+        if arg.startswith("--data-dir="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def _adopt_dev_secrets() -> None:
     """Commands run against the local stack see the secrets it generated (e.g. the partner
     master key), unless the environment sets its own. Never used by a deployment."""
@@ -805,7 +815,9 @@ def _adopt_dev_secrets() -> None:
 
     from solidarity.shared.service import DEV_SECRETS_FILE, load_dev_secrets
 
-    data_dir = Path(os.environ.get("SOLIDARITY_DATA_DIR", ".solidarity"))
+    data_dir = Path(
+        _data_dir_argument(sys.argv[1:]) or os.environ.get("SOLIDARITY_DATA_DIR", ".solidarity")
+    )
     if (data_dir / DEV_SECRETS_FILE).exists():
         for name, value in load_dev_secrets(data_dir).items():
             os.environ.setdefault(name, value)
