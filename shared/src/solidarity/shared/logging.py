@@ -88,11 +88,25 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
+class _CurrentStderr:
+    """sys.stderr as it is at each write, not as it was when logging was configured
+    (pytest and daemons swap it; a bound stream would write to a closed capture)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(
     *, fmt: str = "json", level: str = "INFO", stream: TextIO | None = None
 ) -> None:
     """Configure structlog and the standard library logging once per process."""
-    out = stream if stream is not None else sys.stderr
+    out: TextIO = stream if stream is not None else _CurrentStderr()  # type: ignore[assignment]
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

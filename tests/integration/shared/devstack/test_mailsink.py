@@ -155,7 +155,8 @@ async def test_no_address_or_subject_reaches_a_log_line(
         await _send(sink, _mail("fay@school.example", subject="Private subject line"))
     await _send(sink, _mail("fay@school.example", subject="Private subject line"))
 
-    logged = caplog.text + capsys.readouterr().out
+    captured = capsys.readouterr()  # structlog writes to stdout or stderr, as configured
+    logged = caplog.text + captured.out + captured.err
     assert "mailsink_received" in logged
     assert "school.example" not in logged
     assert "solidarity.example" not in logged

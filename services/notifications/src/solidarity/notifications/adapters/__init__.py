@@ -1,0 +1,1 @@
+"""Implementations of the service's ports: SQL, SMTP, webhooks, templates, calendar, clock."""

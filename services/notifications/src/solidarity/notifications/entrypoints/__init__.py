@@ -1,0 +1,1 @@
+"""How the world reaches the service: Kafka consumers, HTTP routes, the command line."""

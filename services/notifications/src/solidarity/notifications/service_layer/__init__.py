@@ -1,0 +1,1 @@
+"""Use cases: apply events to read models and plan deliveries; send what is due; reconcile."""
