@@ -13,7 +13,7 @@ pytestmark = pytest.mark.unit
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in (
-        "SOLIDARITY_ENV",
+        "SOLIDARITY_ENVIRONMENT",
         "SOLIDARITY_ENVIRONMENT",
         "SOLIDARITY_ADMIN_TOKEN",
         "SOLIDARITY_HTTP_PORT",
@@ -34,15 +34,15 @@ def test_placeholder_tokens_are_refused(token: str) -> None:
 
 
 def test_the_development_default_only_in_development(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SOLIDARITY_ENV", "development")
+    monkeypatch.setenv("SOLIDARITY_ENVIRONMENT", "development")
     settings = CatalogSettings()
     assert settings.admin_token is not None
     assert settings.admin_token.get_secret_value() == DEVELOPMENT_ADMIN_TOKEN
-    monkeypatch.setenv("SOLIDARITY_ENV", "production")
+    monkeypatch.setenv("SOLIDARITY_ENVIRONMENT", "production")
     monkeypatch.setenv("SOLIDARITY_ADMIN_TOKEN", DEVELOPMENT_ADMIN_TOKEN)
     with pytest.raises(ValidationError, match="outside development"):
         CatalogSettings()
-    monkeypatch.delenv("SOLIDARITY_ENV")
+    monkeypatch.delenv("SOLIDARITY_ENVIRONMENT")
     monkeypatch.setenv("SOLIDARITY_ENVIRONMENT", "development")  # the compose file's name
     assert CatalogSettings().environment == "development"
     monkeypatch.setenv("SOLIDARITY_ENVIRONMENT", "production")

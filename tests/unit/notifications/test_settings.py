@@ -13,13 +13,15 @@ pytestmark = pytest.mark.unit
 def test_development_on_loopback_runs_without_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SOLIDARITY_UNSUBSCRIBE_SIGNING_KEY", raising=False)
 
-    settings = NotificationsSettings()
+    settings = NotificationsSettings(environment="development")
 
     assert settings.signing_key() == DEVELOPMENT_UNSUBSCRIBE_KEY.encode()
     assert settings.http_port == 8003
 
 
-def test_production_needs_a_real_key() -> None:
+def test_production_is_the_default_and_needs_a_real_key() -> None:
+    with pytest.raises(ValidationError, match="required"):
+        NotificationsSettings()
     with pytest.raises(ValidationError, match="required"):
         NotificationsSettings(environment="production")
     with pytest.raises(ValidationError, match="12 characters"):
@@ -39,14 +41,16 @@ def test_production_needs_a_real_key() -> None:
 
 def test_public_links_need_a_real_key_even_in_development() -> None:
     with pytest.raises(ValidationError, match="loopback"):
-        NotificationsSettings(public_base_url="https://notify.example.org")
+        NotificationsSettings(
+            environment="development", public_base_url="https://notify.example.org"
+        )
 
 
 def test_smtp_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOLIDARITY_SMTP_HOST", "mail.internal")
     monkeypatch.setenv("SOLIDARITY_SMTP_PORT", "2525")
 
-    settings = NotificationsSettings()
+    settings = NotificationsSettings(environment="development")
 
     assert (settings.smtp_host, settings.smtp_port) == ("mail.internal", 2525)
 

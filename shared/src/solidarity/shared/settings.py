@@ -49,6 +49,11 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     service_name: str = "solidarity"
+    environment: Literal["development", "test", "production"] = Field(
+        default="production",
+        description="SOLIDARITY_ENVIRONMENT. Only `development` (what `solidarity up` sets) "
+        "accepts the documented development defaults of secrets; production refuses them.",
+    )
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8000, ge=0, le=65535)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from solidarity.shared.settings import ENV_PREFIX, ServiceSettings, refuse_placeholder
@@ -25,13 +23,6 @@ class CatalogSettings(ServiceSettings):
 
     service_name: str = "catalog"
     http_port: int = Field(default=8001, ge=0, le=65535)
-    environment: Literal["development", "test", "production"] = Field(
-        default="production",
-        # The platform's name (as in notifications and compose), and the shorter one.
-        validation_alias=AliasChoices("environment", "SOLIDARITY_ENVIRONMENT", "SOLIDARITY_ENV"),
-        description="SOLIDARITY_ENVIRONMENT (or SOLIDARITY_ENV). Only `development` may use "
-        "the documented default token.",
-    )
     admin_token: SecretStr | None = Field(
         default=None,
         description="SOLIDARITY_ADMIN_TOKEN: the bearer token organizers use on the admin API.",

@@ -29,10 +29,6 @@ class NotificationsSettings(ServiceSettings):
 
     service_name: str = "notifications"
     http_port: int = Field(default=8003, ge=0, le=65535)
-    environment: Literal["development", "production"] = Field(
-        default="development",
-        description="production refuses development defaults (SOLIDARITY_ENVIRONMENT)",
-    )
 
     # SMTP (SOLIDARITY_SMTP_*)
     smtp_host: str = "127.0.0.1"

@@ -354,6 +354,8 @@ class LocalStack:
                 "SOLIDARITY_ENVIRONMENT": "development",
                 "SOLIDARITY_PUBLIC_BASE_URL": base_url,
                 "SOLIDARITY_MAILBOX_API_URL": f"http://{self.host}:{self.ports.mail_web}",
+                # Mail in doubt (connection lost after DATA) is settled by asking the sink.
+                "SOLIDARITY_IN_DOUBT_POLICY": "mailbox",
             }
         )
         process = spawn(spec.name, [sys.executable, "-m", spec.module], log_path=log_path, env=env)
