@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Response
-from fastapi.routing import APIRoute
-from prometheus_client import CollectorRegistry, generate_latest
+from fastapi import FastAPI
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -112,21 +109,6 @@ class DeliveryCollector(Collector):
         for state in ("due", "scheduled", "sending", "unknown"):
             depth.add_metric([state], float(self._depth.get(state, 0)))
         yield depth
-
-
-def _extend_metrics(app: FastAPI, registry: CollectorRegistry) -> None:
-    """Append this service's metrics to the runtime's `/metrics` answer."""
-    route = next(r for r in app.router.routes if isinstance(r, APIRoute) and r.path == "/metrics")
-    original: Callable[[], Awaitable[Response]] = route.endpoint
-    app.router.routes.remove(route)
-
-    async def metrics() -> Response:
-        base = await original()
-        return Response(bytes(base.body) + generate_latest(registry), media_type=base.media_type)
-
-    app.add_api_route(
-        "/metrics", metrics, methods=["GET"], tags=["operations"], summary="Prometheus metrics"
-    )
 
 
 def _resolver(settings: NotificationsSettings, client: httpx.AsyncClient) -> InDoubtResolver:
@@ -244,7 +226,5 @@ def create_app(
     app.state.preference_pages = http.PreferencePages(signer=signer, clock=clock)
     app.state.delivery_stats = stats
     app.include_router(http.router)
-    registry = CollectorRegistry()
-    registry.register(DeliveryCollector(stats, depth))
-    _extend_metrics(app, registry)
+    app.state.metrics_registry.register(DeliveryCollector(stats, depth))
     return app
