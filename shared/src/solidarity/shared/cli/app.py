@@ -66,7 +66,9 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(contracts_app, name="contracts")
 
-_CORE_NAMES = frozenset({"up", "status", "migrate", "mail", "dlq", "topics", "outbox", "contracts"})
+_CORE_NAMES = frozenset(
+    {"up", "status", "migrate", "mail", "dlq", "topics", "outbox", "contracts", "demo"}
+)
 
 DataDirOption = Annotated[
     Path,
@@ -339,6 +341,135 @@ def status(data_dir: DataDirOption = Path(".solidarity")) -> None:
     console.print(table)
     if down:
         _fail(f"{down} part(s) of the stack are down")
+
+
+# demo ----------------------------------------------------------------------------------------
+
+
+def _dev_admin_token() -> str:
+    """The catalog's documented development token (what the local stack's catalog accepts)."""
+    try:
+        from solidarity.catalog.settings import DEVELOPMENT_ADMIN_TOKEN
+    except ImportError as exc:
+        raise CliError("the catalog service is not installed: the demo needs it") from exc
+    return DEVELOPMENT_ADMIN_TOKEN
+
+
+@app.command()
+def demo(
+    registrations: Annotated[
+        int,
+        typer.Option(
+            "--registrations",
+            "-n",
+            min=10,
+            max=100_000,
+            help="How many submissions the partners send in all: people's first submissions, "
+            "repeats (the same again, the same person again, an id reused) and a few "
+            "deliberately invalid ones.",
+        ),
+    ] = 500,
+    partners: Annotated[
+        int,
+        typer.Option(
+            "--partners",
+            min=1,
+            max=6,
+            help="How many partner platforms play, all at once: the last one over HTTP, the "
+            "others over Kafka (3: two over Kafka, one over HTTP).",
+        ),
+    ] = 3,
+    campaign: Annotated[
+        str,
+        typer.Option(
+            "--campaign",
+            help="The campaign's slug. If its sign-ups have closed, a copy moved ahead by whole "
+            "years (same weekdays and times) is made once, as <slug, new year>-demo, and used.",
+        ),
+    ] = "glsen-solidarity-week-2023",
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the made-up people and the plan.")
+    ] = 2023,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            "--run-id",
+            help="A tag in the demo's email addresses and submission ids, so that runs do not "
+            "repeat each other's people. Default: a new random one.",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            min=10,
+            help="Seconds to wait for every answer and then for the mail to settle.",
+        ),
+    ] = 180.0,
+    admin_token: Annotated[
+        str | None,
+        typer.Option(
+            "--admin-token",
+            envvar="SOLIDARITY_ADMIN_TOKEN",
+            help="The catalog admin API's bearer token. Default: the development token the "
+            "local stack's catalog accepts.",
+        ),
+    ] = None,
+    data_dir: DataDirOption = Path(".solidarity"),
+) -> None:
+    """Play partner platforms registering people, then sum up what came of it.
+
+    Against the running local stack (its addresses come from stack.json): creates partner
+    accounts, generates people across many schools, sends their submissions over Kafka
+    (signed) and HTTP (API key, Idempotency-Key) with a progress bar, waits until every
+    submission is answered and the mail has settled, and prints the outcomes by kind, the
+    mail by kind and the dead letters on every DLQ.
+    """
+    import re
+
+    from solidarity.shared.demo import (
+        DemoError,
+        DemoSettings,
+        StackAddresses,
+        demo_progress,
+        run_demo,
+        summary_tables,
+    )
+    from solidarity.shared.partners import PartnerError
+
+    state = _state(data_dir)
+    if state is None:
+        raise CliError(f"no stack runs from {data_dir}: start one with `solidarity up`")
+    if run_id is not None and not re.fullmatch(r"[a-z0-9]{1,12}", run_id):
+        raise CliError("--run-id takes 1 to 12 lower-case letters and digits")
+    settings = DemoSettings(
+        registrations=registrations,
+        partners=partners,
+        campaign=campaign,
+        seed=seed,
+        run=run_id or "",
+        timeout_s=timeout,
+        admin_token=admin_token or _dev_admin_token(),
+    )
+
+    try:
+        with demo_progress() as progress:
+
+            def say(line: str) -> None:
+                progress.console.print(f"· {line}", markup=False, highlight=False)
+
+            summary = asyncio.run(
+                run_demo(StackAddresses.from_state(state), settings, progress=progress, say=say)
+            )
+    except (DemoError, PartnerError) as exc:
+        raise CliError(str(exc)) from exc
+    for table in summary_tables(summary):
+        console.print(table)
+    for note in summary.notes:
+        console.print(f"note: {note}", style="yellow", markup=False)
+    console.print(f"done in {summary.seconds:.1f} s")
+    if summary.answered < summary.expected:
+        raise typer.Exit(1)
 
 
 # migrate and topics --------------------------------------------------------------------------

@@ -810,12 +810,17 @@ class SqlRepository:
             "UPDATE submissions SET status = 'erased', body_sha256 = NULL WHERE registrant_id = $1",
             registrant_id,
         )
-        # Published copies of the person's details must not stay in the outbox either.
+        # Published copies of the person's details must not stay in the outbox either, nor
+        # dead letters of their submissions (they keep the original bytes and the email-hash
+        # key), sent or not: an erased person's data must not go out later. The DLQ topic's
+        # own copies expire with its retention (see docs/operations.md).
         await self._conn.execute(
             """
-            DELETE FROM outbox WHERE sent_at IS NOT NULL AND (
-                (event_type = 'RegistrantRecorded' AND key = $1)
-                OR (event_type = 'RegistrationSubmitted' AND key = $2))
+            DELETE FROM outbox WHERE
+                (event_type = 'DeadLetter' AND key = $2)
+                OR (sent_at IS NOT NULL AND (
+                    (event_type = 'RegistrantRecorded' AND key = $1)
+                    OR (event_type = 'RegistrationSubmitted' AND key = $2)))
             """,
             str(registrant_id).encode(),
             (key or "").encode(),
