@@ -22,6 +22,7 @@ from solidarity.shared.cli.app import run
 from solidarity.shared.contracts.envelope import Envelope, headers_to_dict
 from solidarity.shared.contracts.events.catalog import RegistrationQuestion
 from solidarity.shared.contracts.events.registration import RegistrationSubmittedV1
+from solidarity.shared.contracts.signing import SIGNATURE_HEADER
 from solidarity.shared.demo import (
     DEMO_ROLES,
     AnswerBook,
@@ -50,7 +51,7 @@ from solidarity.shared.demo import (
     verdict,
     weeks_ahead,
 )
-from solidarity.shared.partners import SIGNATURE_HEADER, Outcome, PartnerCredentials
+from solidarity.shared.partners import Outcome, PartnerCredentials
 
 pytestmark = pytest.mark.unit
 

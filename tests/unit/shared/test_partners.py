@@ -26,9 +26,8 @@ from solidarity.registration.service_layer.decisions import authenticate
 from solidarity.shared.contracts.envelope import Envelope, headers_to_dict
 from solidarity.shared.contracts.events.common import RejectionReason
 from solidarity.shared.contracts.events.registration import RegistrationSubmittedV1
+from solidarity.shared.contracts.signing import PARTNER_HEADER, SIGNATURE_HEADER, sign
 from solidarity.shared.partners import (
-    PARTNER_HEADER,
-    SIGNATURE_HEADER,
     HttpPartner,
     Outcome,
     PartnerCredentials,
@@ -36,7 +35,6 @@ from solidarity.shared.partners import (
     SignedMessage,
     http_submission,
     raw_envelope,
-    sign,
     signed_message,
     signed_value,
 )

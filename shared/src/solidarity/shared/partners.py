@@ -18,8 +18,6 @@ prints the API key and the signing secret once.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import os
 import sys
@@ -39,10 +37,8 @@ from solidarity.shared.contracts.events.registration import (
     RegistrationSubmittedV1,
     registrant_key,
 )
+from solidarity.shared.contracts.signing import PARTNER_HEADER, SIGNATURE_HEADER, sign
 from solidarity.shared.contracts.topics import REGISTRATION_OUTCOMES, REGISTRATION_SUBMISSIONS
-
-SIGNATURE_HEADER = "x-solidarity-signature"
-PARTNER_HEADER = "x-solidarity-partner"
 
 # The first answers to a submission; the others come later (a seat freed, a cancellation).
 ANSWER_TYPES = frozenset(
@@ -134,11 +130,6 @@ async def create_partner_account(
 
 
 # Signing -------------------------------------------------------------------------------------
-
-
-def sign(secret: str, body: bytes) -> str:
-    """`x-solidarity-signature`: hex HMAC-SHA256 of the exact body, keyed by the secret's UTF-8."""
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,15 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 
-SIGNATURE_HEADER = "x-solidarity-signature"
-PARTNER_HEADER = "x-solidarity-partner"
+from solidarity.shared.contracts.signing import (
+    PARTNER_HEADER,
+    SIGNATURE_HEADER,
+    sign,
+    signature_matches,
+)
+
+# The signing rule is part of the partner-facing contract: one implementation, in shared.
+__all__ = ["PARTNER_HEADER", "SIGNATURE_HEADER", "sign", "signature_matches"]
 API_KEY_PREFIX = "swk_"
 
 
@@ -53,18 +60,6 @@ def signing_secret(master_key: bytes, partner_id: uuid.UUID, version: int = 1) -
     """The partner's signing secret: HMAC-SHA256(master key, "partner-signing:<id>:<version>")."""
     message = f"partner-signing:{partner_id}:{version}".encode()
     return "sws_" + hmac.new(master_key, message, hashlib.sha256).hexdigest()
-
-
-def sign(secret: str, body: bytes) -> str:
-    """The signature a partner puts in `x-solidarity-signature`: hex HMAC-SHA256 of the body."""
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def signature_matches(secret: str, body: bytes, signature: str | None) -> bool:
-    if not signature:
-        return False
-    given = signature.strip().lower().removeprefix("sha256=")
-    return hmac.compare_digest(sign(secret, body), given)
 
 
 def issue_credentials(master_key: bytes, partner_id: uuid.UUID | None = None) -> PartnerCredentials:
