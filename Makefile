@@ -37,5 +37,11 @@ typecheck: ## mypy (strict) over shared, the services and the tests
 schemas: ## regenerate the committed JSON Schema snapshots of every event
 	$(VENV)/solidarity contracts snapshot
 
+bench: ## the benchmark on the embedded stack (BENCH_ARGS="--quick", see docs/performance.md)
+	$(VENV)/solidarity bench $(BENCH_ARGS)
+
+reliability: ## fault, bad-input and security scenarios, then one table of their figures (RELIABILITY_ARGS="--scale full")
+	$(VENV)/solidarity reliability --report $(RELIABILITY_ARGS)
+
 clean: ## remove the local stack's data and caches
 	rm -rf .solidarity .mypy_cache .ruff_cache .pytest_cache

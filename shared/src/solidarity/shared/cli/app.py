@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from solidarity.shared.bench.command import bench as bench_command
 from solidarity.shared.cli.contracts import app as contracts_app
 from solidarity.shared.devstack.embedded import StackError
 
@@ -472,6 +473,11 @@ def demo(
         raise typer.Exit(1)
 
 
+# bench ---------------------------------------------------------------------------------------
+
+app.command("bench")(bench_command)
+
+
 # migrate and topics --------------------------------------------------------------------------
 
 
@@ -824,6 +830,147 @@ def dlq_redrive(
             f"{item.topic}[{item.partition}]@{item.offset}"
         )
     console.print(f"re-drove {len(done)} message(s)")
+
+
+# reliability ---------------------------------------------------------------------------------
+
+RELIABILITY_TESTS = Path("tests/reliability")
+_OUTCOME_STYLE = {"passed": "green", "xfailed": "yellow", "failed": "red", "skipped": "dim"}
+
+
+def _repository_root() -> Path:
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / RELIABILITY_TESTS).is_dir():
+            return folder
+    raise CliError(f"no {RELIABILITY_TESTS} here or above: run this from the repository")
+
+
+def _junit_outcomes(path: Path) -> dict[str, tuple[str, str]]:
+    """Each test's outcome and, for an expected failure, its reason, from pytest's JUnit XML."""
+    import xml.etree.ElementTree as ET
+
+    outcomes: dict[str, tuple[str, str]] = {}
+    if not path.exists():
+        return outcomes
+    for case in ET.parse(path).getroot().iter("testcase"):  # noqa: S314 - our own file
+        node = f"{case.get('classname', '').replace('.', '/')}.py::{case.get('name', '')}"
+        outcome, reason = "passed", ""
+        for child in case:
+            if child.tag in ("failure", "error"):
+                outcome = "failed"
+            elif child.tag == "skipped":
+                xfail = child.get("type") == "pytest.xfail"
+                outcome = "xfailed" if xfail else "skipped"
+                reason = child.get("message", "")
+        outcomes[node] = (outcome, reason)
+    return outcomes
+
+
+def _figures_table(results: Path, outcomes: dict[str, tuple[str, str]]) -> Table:
+    import json
+
+    entries = []
+    for path in sorted(results.glob("*.json")):
+        try:
+            entries.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    entries.sort(key=lambda e: (int(str(e["scenario"]).split("/")[0] or 0), e["recorded_at"]))
+    table = Table(title="Reliability figures", title_justify="left")
+    for column in ("scenario", "what", "outcome", "figures"):
+        table.add_column(column, overflow="fold")
+    for entry in entries:
+        test = str(entry.get("test") or "")
+        outcome = entry.get("outcome") or outcomes.get(test, ("?", ""))[0]
+        label = "xfailed: known bug" if outcome == "xfailed" else outcome
+        figures = " ".join(f"{k}={v}" for k, v in entry["figures"].items())
+        style = _OUTCOME_STYLE.get(outcome, "")
+        table.add_row(str(entry["scenario"]), entry["title"], f"[{style}]{label}[/]", figures)
+    return table
+
+
+@app.command()
+def reliability(
+    report: Annotated[
+        bool, typer.Option("--report", help="Print one table of the figures at the end.")
+    ] = False,
+    scale: Annotated[
+        str | None,
+        typer.Option(
+            "--scale",
+            envvar="SOLIDARITY_RELIABILITY_SCALE",
+            help="A number multiplies the CI sizes; `full` takes the issue's sizes "
+            "(20,000 submissions, five kills, ...).",
+        ),
+    ] = None,
+    results: Annotated[
+        Path | None,
+        typer.Option(
+            "--results",
+            file_okay=False,
+            help="Where the scenarios write their figures (default: a new temporary folder).",
+        ),
+    ] = None,
+    keyword: Annotated[
+        str | None, typer.Option("-k", help="Only the scenarios matching this pytest -k.")
+    ] = None,
+    no_run: Annotated[
+        bool,
+        typer.Option("--no-run", help="Do not run anything: report the figures in --results."),
+    ] = False,
+) -> None:
+    """Run the reliability, bad-input and security scenarios (tests/reliability).
+
+    Each scenario records its figures (lost, duplicated, recovery time; inputs tried, crashes;
+    attempts, breaches); `--report` prints them in one table with each scenario's outcome
+    (an expected failure is a known bug, documented in docs/reliability.md).
+    """
+    import os
+    import subprocess
+    import tempfile
+
+    root = _repository_root()
+    if no_run and results is None:
+        raise CliError("--no-run reports what an earlier run wrote: give its --results folder")
+    folder = results or Path(tempfile.mkdtemp(prefix="solidarity-reliability-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    junit = folder / "junit.xml"
+    code = 0
+    if not no_run:
+        for old in folder.glob("*.json"):
+            old.unlink()
+        env = {**os.environ, "SOLIDARITY_RELIABILITY_RESULTS": str(folder)}
+        if scale:
+            env["SOLIDARITY_RELIABILITY_SCALE"] = scale
+        args = [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(RELIABILITY_TESTS),
+            "-m",
+            "reliability",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={junit}",
+        ]
+        if keyword:
+            args += ["-k", keyword]
+        console.print(f"running {' '.join(args[3:])} (figures in {folder})", markup=False)
+        code = subprocess.run(args, cwd=root, env=env, check=False).returncode  # noqa: S603
+    if report:
+        outcomes = _junit_outcomes(junit)
+        wide = Console(highlight=False, width=max(console.width, 160))
+        wide.print(_figures_table(folder, outcomes))
+        bugs = sorted((test, reason) for test, (kind, reason) in outcomes.items() if reason)
+        for test, reason in bugs:
+            wide.print(f"[yellow]known bug[/] {test}: {reason}", soft_wrap=True)
+        counts: dict[str, int] = {}
+        for kind, _ in outcomes.values():
+            counts[kind] = counts.get(kind, 0) + 1
+        wide.print(", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "no tests ran")
+    if code:
+        raise typer.Exit(code)
 
 
 # Plugins and entry point ---------------------------------------------------------------------
