@@ -101,3 +101,15 @@ def test_a_profile_is_summed_by_package_without_the_idle_loop() -> None:
     assert "busy 3.0 s, idle (waiting) 3.0 s" in text
     assert "stdlib:email" in text
     assert package_of("/v/lib/python3.11/site-packages/asyncpg/pool.py") == "asyncpg"
+
+
+def test_mail_not_waited_for_is_not_called_missing() -> None:
+    def page(meta: dict[str, Any]) -> str:
+        burst = _burst(mails_missing=40)
+        results = assemble(raw=RAW, burst=burst, fanout=None, scaling=None, series={}, meta=meta)
+        return markdown(results, chart="chart.png")
+
+    assert "| mails called for and missing | 40 |" in page({})
+    waited = page({"mail_wait_s": 60.0})
+    assert "mails not in the sink after 60 s (not waited for) | 40 |" in waited
+    assert "called for and missing" not in waited

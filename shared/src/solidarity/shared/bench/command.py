@@ -106,6 +106,17 @@ def bench(
     keep_data: Annotated[
         bool, typer.Option("--keep-data", help="Keep the stacks' folders (logs, mail, data).")
     ] = False,
+    mail_wait: Annotated[
+        float | None,
+        typer.Option(
+            "--mail-wait",
+            min=1,
+            help="Wait at most this many seconds for the mail after a stage's answers, then go "
+            "on (mail not yet in the sink is reported as not waited for, not as lost). For "
+            "runs whose mail would take hours to drain, e.g. -n 1000000 --mail-wait 60. "
+            "Default: until the mail settles.",
+        ),
+    ] = None,
 ) -> None:
     """Benchmark the platform on the embedded stack, against this machine's own limits.
 
@@ -143,6 +154,8 @@ def bench(
         "keep_data": keep_data,
     }
     if quick:
+        if mail_wait is not None:
+            values["mail_budget_s"] = mail_wait
         options = BenchOptions.quick_run(**values)
     else:
         options = BenchOptions(
@@ -151,6 +164,7 @@ def bench(
             scaling=scaling,
             scaling_registrations=scaling_registrations,
             stall_s=stall_timeout,
+            mail_budget_s=mail_wait,
             **values,  # type: ignore[arg-type]
         )
 

@@ -208,7 +208,14 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("ratio", "notifications (mails / SMTP)", f"{results['ratio']['notifications']:.2f}"),
         ("checks", "lost", f"{results['lost']:,}"),
         ("checks", "duplicated", f"{results['duplicated']:,}"),
-        ("checks", "mails called for and missing", f"{results['mails_missing']:,}"),
+        (
+            "checks",
+            "mails called for and missing"
+            if results["meta"].get("mail_wait_s") is None
+            else f"mails not in the sink after {results['meta']['mail_wait_s']:.0f} s "
+            "(not waited for)",
+            f"{results['mails_missing']:,}",
+        ),
     ]
     return found
 

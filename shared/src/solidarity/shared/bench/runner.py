@@ -148,6 +148,7 @@ def run_bench(
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "quick": options.quick,
+        "mail_wait_s": options.mail_budget_s,
         "registrations": options.registrations,
         "seed": options.seed,
         "schools": options.schools,
