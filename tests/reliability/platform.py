@@ -53,6 +53,7 @@ from solidarity.shared.devstack.mailsink import MailSink, quiet_smtp_library_log
 from solidarity.shared.dlq import DeadLetter
 from solidarity.shared.messaging.outbox import Outbox
 from solidarity.shared.partners import PartnerCredentials
+from solidarity.shared.runtime import answer_database_outages
 from solidarity.shared.settings import DatabaseSettings, KafkaSettings
 from solidarity.shared.testing.infrastructure import Infrastructure
 
@@ -340,6 +341,7 @@ async def partner_routes(
     pool = await create_pool(DatabaseSettings(url=dsn, pool_max_size=4))
     app = FastAPI()
     app.include_router(http.router)
+    answer_database_outages(app)  # as every service app does (create_service_app)
     app.state.registration = http.RegistrationContext(
         settings=settings, metrics=RegistrationMetrics()
     )

@@ -426,16 +426,6 @@ async def _relayed(dsn: str) -> bool:
     return bool(pending == 0)
 
 
-HTTP_OUTAGE_BUG = (
-    "BUG (registration HTTP API): while PostgreSQL is unreachable, authenticated_partner() "
-    "(and the other routes) let the driver's ConnectionRefusedError/OSError escape, so a "
-    "partner gets 500 Internal Server Error instead of the documented 503 with Retry-After "
-    "(docs/partners.md: '503 (busy: retry after the Retry-After seconds)'); a partner that "
-    "retries only 503, like solidarity.shared.partners.HttpPartner, gives up on the submission."
-)
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=HTTP_OUTAGE_BUG)
 async def test_the_partner_api_answers_503_while_postgres_is_away(
     infrastructure: Infrastructure, registry_topics: str, unique: str
 ) -> None:

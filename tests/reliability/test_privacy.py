@@ -266,16 +266,6 @@ async def test_after_an_erasure_no_service_database_holds_the_persons_data(
     assert found == {}, found
 
 
-UNKEYED_DEAD_LETTER_BUG = (
-    "BUG (registration erasure): erase_registrant() deletes the person's dead letters from the "
-    "outbox only when their Kafka key is the SHA-256 of the email (key = email_sha256). A "
-    "partner's invalid submission sent with another key (or none) stays in the registration "
-    "database's outbox (event_type DeadLetter, value = the original bytes, with the email) "
-    "after the erasure, for the outbox retention (168 h by default)."
-)
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=UNKEYED_DEAD_LETTER_BUG)
 async def test_after_an_erasure_no_dead_letter_of_the_person_remains_whatever_its_key(
     infrastructure: Infrastructure, registry_topics: str, unique: str, tmp_path: Path
 ) -> None:

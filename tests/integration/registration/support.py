@@ -55,6 +55,7 @@ from solidarity.shared.messaging.consumer import ConsumerRunner
 from solidarity.shared.messaging.kafka import make_producer, read_topic
 from solidarity.shared.messaging.outbox import Outbox
 from solidarity.shared.messaging.relay import OutboxRelay
+from solidarity.shared.runtime import answer_database_outages
 from solidarity.shared.settings import DatabaseSettings, KafkaSettings
 from solidarity.shared.testing.infrastructure import Infrastructure
 
@@ -428,6 +429,7 @@ async def partner_api(
     async with consumers(infrastructure, dsn, prefix) as driven:
         app = FastAPI()
         app.include_router(http.router)
+        answer_database_outages(app)  # as every service app does (create_service_app)
         app.state.registration = http.RegistrationContext(settings=settings, metrics=driven.metrics)
         app.state.runtime = SimpleNamespace(
             pool=driven.pool, outbox=Outbox(producer="registration", topic_prefix=prefix)

@@ -3,17 +3,26 @@
 `create_service_app` gives a FastAPI app whose lifespan runs the migrations, opens the pool,
 lets the service register its consumers and routes, starts the outbox relay and the
 broker, and stops everything in reverse. Every service gets `/health`, `/ready`,
-`/metrics` (Prometheus) and `/asyncapi.json` the same way.
+`/metrics` (Prometheus) and `/asyncapi.json` the same way, and answers 503 with
+`Retry-After` (not 500) when a request finds the database away.
+
+A service's `wire(runtime)` registers its consumers, background jobs and extras on the
+runtime it is given, and nothing else: it is also called on a throw-away runtime (pool,
+producer and relay `None`) to build the AsyncAPI document, so it must not touch the app
+(routes read `app.state.runtime` per request) and must enter whatever it opens (an HTTP
+client, ...) in `runtime.resources`, which is closed when that runtime is done with.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import reduce
+from http import HTTPStatus
 from operator import or_
 from typing import Any
 
@@ -31,7 +40,7 @@ from prometheus_client.registry import Collector
 
 from solidarity.shared.contracts.topics import TOPICS
 from solidarity.shared.db.migrations import migrate
-from solidarity.shared.db.pool import create_pool
+from solidarity.shared.db.pool import TRANSIENT_DB_ERRORS, create_pool
 from solidarity.shared.logging import configure_logging, get_logger
 from solidarity.shared.messaging.consumer import ConsumerRunner
 from solidarity.shared.messaging.kafka import make_broker, make_producer
@@ -61,6 +70,9 @@ class ServiceRuntime:
     consumers: list[ConsumerRunner] = field(default_factory=list)
     background: list[BackgroundJob] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
+    resources: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+    """What the wiring opened (`await runtime.resources.enter_async_context(client)`): closed
+    when the service stops, after its background jobs, or at once for a throw-away runtime."""
 
     def consumer(self, runner: ConsumerRunner, *topics: str, description: str = "") -> None:
         """Register a consumer runner on the service's broker (before it starts)."""
@@ -74,6 +86,55 @@ class ServiceRuntime:
 
 
 Wiring = Callable[[ServiceRuntime], Awaitable[None]]
+"""Registers a service's consumers, background jobs and resources on a runtime; nothing else."""
+
+ErrorBody = Callable[[int, str, str], dict[str, Any]]
+"""A service's error body from (status, code, message), for the errors the kit answers."""
+
+DATABASE_RETRY_AFTER_S = 5
+"""The `Retry-After` of a 503 answered because the database is away."""
+
+
+def problem_body(status: int, code: str, message: str) -> dict[str, Any]:
+    """The kit's default error body: RFC 9457 problem details (with `detail`, like FastAPI's)."""
+    return {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": message,
+        "code": code,
+    }
+
+
+def answer_database_outages(app: FastAPI, *, error_body: ErrorBody | None = None) -> None:
+    """Answer 503 with `Retry-After`, not 500, when a route finds the database away.
+
+    "Away" is `TRANSIENT_DB_ERRORS` (refused or dropped connections, a server shutting down,
+    too many connections, ...): the request may succeed if sent again a little later, which
+    is what 503 and `Retry-After` tell clients. The body is the service's error body (the
+    kit's problem details by default) and says nothing of the request or the error's text.
+    """
+    body = error_body or problem_body
+    media_type = "application/problem+json" if error_body is None else "application/json"
+
+    async def database_away(request: Request, exc: Exception) -> Response:
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        log.warning("http_database_unavailable", route=route, error_type=type(exc).__name__)
+        return JSONResponse(
+            body(
+                503,
+                "database_unavailable",
+                "the database is busy or not reachable; retry after the Retry-After seconds",
+            ),
+            status_code=503,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+            media_type=media_type,
+        )
+
+    # Starlette looks handlers up along the exception's MRO, before any `Exception` handler.
+    for error in TRANSIENT_DB_ERRORS:
+        if issubclass(error, Exception):  # all of them; BaseException is not handled
+            app.add_exception_handler(error, database_away)
 
 
 def declare_publishers(broker: KafkaBroker, *, service: str, topic_prefix: str = "") -> None:
@@ -102,7 +163,12 @@ async def asyncapi_document(
     title: str,
     description: str,
 ) -> dict[str, Any]:
-    """A service's AsyncAPI document, built without connecting to anything."""
+    """A service's AsyncAPI document, built without connecting to anything.
+
+    The wiring runs on a throw-away runtime with its own broker (never the live one: FastStream
+    reconfigures the broker it documents); what it opened in `runtime.resources` is closed
+    here, and its background jobs never run.
+    """
     broker = make_broker(settings.kafka, service=spec.name)
     runtime = ServiceRuntime(
         spec=spec,
@@ -113,7 +179,8 @@ async def asyncapi_document(
         producer=None,
         relay=None,  # type: ignore[arg-type]
     )
-    await wire(runtime)
+    async with runtime.resources:
+        await wire(runtime)
     declare_publishers(broker, service=spec.name, topic_prefix=settings.kafka.topic_prefix)
     document = FastStream(
         broker, specification=AsyncAPI(title=title, description=description, version="1.0.0")
@@ -171,8 +238,13 @@ def create_service_app(
     title: str,
     description: str,
     run_migrations: bool = True,
+    error_body: ErrorBody | None = None,
 ) -> FastAPI:
-    """Build a service's HTTP app; nothing connects until the lifespan starts."""
+    """Build a service's HTTP app; nothing connects until the lifespan starts.
+
+    `error_body` shapes the errors the kit answers itself (503 while the database is away)
+    like the service's own; by default they are RFC 9457 problem details.
+    """
     registry = CollectorRegistry()
     requests = Counter(
         "solidarity_http_requests",
@@ -229,6 +301,7 @@ def create_service_app(
             stop.set()
             await broker.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await runtime.resources.aclose()
             await producer.stop()
             await pool.close()
             log.info("service_stopped", service=spec.name)
@@ -237,13 +310,28 @@ def create_service_app(
     # Services register their own collectors here; /metrics serves them all.
     app.state.metrics_registry = registry
 
+    built: list[dict[str, Any]] = []
+    building = asyncio.Lock()
+
     async def document() -> dict[str, Any]:
-        return await asyncapi_document(
-            spec=spec, settings=settings, wire=wire, title=title, description=description
-        )
+        """The AsyncAPI document: built once (from a throw-away runtime), then kept."""
+        if not built:
+            async with building:
+                if not built:
+                    built.append(
+                        await asyncapi_document(
+                            spec=spec,
+                            settings=settings,
+                            wire=wire,
+                            title=title,
+                            description=description,
+                        )
+                    )
+        return copy.deepcopy(built[0])
 
     app.state.asyncapi_document = document
     registry.register(_RuntimeCollector(app))
+    answer_database_outages(app, error_body=error_body)
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next: Any) -> Response:

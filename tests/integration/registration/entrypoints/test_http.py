@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import pytest
@@ -259,3 +260,45 @@ async def test_erasure_removes_personal_data_keeps_counts_and_tells_the_others(
         if isinstance(e, SessionRegistrationRejectedV1) and e.submission_id == "leaving"
     ]
     assert replay == ["registrant_erased"]
+
+
+async def test_erasure_removes_the_persons_dead_letters_whatever_their_key(
+    infrastructure: Infrastructure, database_dsn: str, registry_topics: str, unique: str
+) -> None:
+    slug = f"c-{unique}"
+    prefix = registry_topics
+    email = f"robin-{unique}@example.org"
+    async with partner_api(infrastructure, database_dsn, prefix) as api:
+        partner = await new_partner(database_dsn, slug)
+        auth = {"Authorization": f"Bearer {partner.api_key}"}
+        await publish_events(infrastructure.kafka_bootstrap, prefix, [campaign_published(slug)])
+        await api.apply_catalog()
+        person = submission(partner.partner_id, slug, email=email, submission_id="robin")
+        await api.client.post("/v1/registrations", json=http_body(person), headers=auth)
+        # Bad messages, none keyed by the email's hash: the person's (the address in another
+        # case; in bytes that are not UTF-8, without a key) and two of other people whose
+        # addresses contain the person's.
+        mine = [
+            (b"partner-batch-7", json.dumps({"email": email.upper()}).encode()),
+            (None, b"\xff\xfe\x00 " + email.title().encode() + b" \x00"),
+        ]
+        theirs = [
+            (b"partner-batch-7", json.dumps({"email": f"jo{email}"}).encode()),
+            (b"partner-batch-8", json.dumps({"email": f"{email}.uk"}).encode()),
+        ]
+        await produce(
+            infrastructure.kafka_bootstrap,
+            REGISTRATION_SUBMISSIONS.full_name(prefix),
+            [(key, value, []) for key, value in mine + theirs],
+        )
+        await api.decide()
+        dead = "SELECT value FROM outbox WHERE event_type = 'DeadLetter'"
+        assert sorted(r["value"] for r in await fetch(database_dsn, dead)) == sorted(
+            v for _, v in mine + theirs
+        )
+
+        erased = await api.client.post("/v1/erasures", json={"email": email}, headers=auth)
+        assert erased.status_code == 200, erased.text
+
+    kept = sorted(r["value"] for r in await fetch(database_dsn, dead))
+    assert kept == sorted(v for _, v in theirs), "the person's gone, the others' kept"

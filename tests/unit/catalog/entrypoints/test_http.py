@@ -34,7 +34,7 @@ async def client(store: FakeStore) -> AsyncIterator[httpx.AsyncClient]:
     def fake_uow(*, correlation_id: uuid.UUID | None = None) -> AbstractUnitOfWork:
         return FakeUnitOfWork(store)
 
-    app.state.uow_factory = fake_uow  # what wire() does with the real pool
+    app.state.uow_factory = fake_uow  # in place of create_app's, on the running pool
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://catalog") as http:
         yield http

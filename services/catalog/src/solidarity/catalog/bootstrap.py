@@ -36,20 +36,33 @@ def create_app(settings: CatalogSettings) -> FastAPI:
     """The catalog's app; nothing connects until its lifespan starts."""
 
     async def wire(runtime: ServiceRuntime) -> None:
-        # The catalog consumes nothing: the runtime's relay publishes its outbox.
-        def uow_factory(*, correlation_id: uuid.UUID | None = None) -> AbstractUnitOfWork:
-            return PostgresUnitOfWork(
-                pool=runtime.pool, outbox=runtime.outbox, correlation_id=correlation_id
-            )
-
-        app.state.uow_factory = uow_factory
+        # The catalog consumes nothing: the runtime's relay publishes its outbox. Like every
+        # service's wiring, this touches only the runtime it is given (see the kit's runtime).
         if settings.admin_token is None:
             log.warning("admin_api_disabled", reason="SOLIDARITY_ADMIN_TOKEN is not set")
 
     app = create_service_app(
-        spec=SERVICE, settings=settings, wire=wire, title=TITLE, description=DESCRIPTION
+        spec=SERVICE,
+        settings=settings,
+        wire=wire,
+        title=TITLE,
+        description=DESCRIPTION,
+        error_body=http.error_body,
     )
-    http.install(app, admin_token=settings.admin_token)
+
+    def uow_factory(*, correlation_id: uuid.UUID | None = None) -> AbstractUnitOfWork:
+        # The running service's pool and outbox, looked up per request, as the other
+        # services' routes do: nothing here is bound before the lifespan starts.
+        runtime: ServiceRuntime | None = getattr(app.state, "runtime", None)
+        if runtime is None:
+            raise http.ServiceUnavailableError(
+                "starting", "the service is starting; try again shortly"
+            )
+        return PostgresUnitOfWork(
+            pool=runtime.pool, outbox=runtime.outbox, correlation_id=correlation_id
+        )
+
+    http.install(app, admin_token=settings.admin_token, uow_factory=uow_factory)
     return app
 
 

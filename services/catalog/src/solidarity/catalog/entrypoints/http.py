@@ -151,7 +151,10 @@ Paging = Annotated[PageRequest, Depends(page_request)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing or wrong admin token"},
-    503: {"model": ErrorBody, "description": "Starting, or no admin token configured"},
+    503: {
+        "model": ErrorBody,
+        "description": "Starting, the database away (Retry-After), or no admin token configured",
+    },
     404: {"model": ErrorBody, "description": "Not found"},
     409: {"model": ErrorBody, "description": "The current state forbids it"},
     422: {"model": ErrorBody, "description": "The input breaks a rule"},
@@ -482,10 +485,15 @@ def error_response(
     details: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {"code": code, "message": message}
+    body = error_body(status_code, code, message)
     if details is not None:
-        body["details"] = details
-    return JSONResponse({"error": body}, status_code=status_code, headers=headers)
+        body["error"]["details"] = details
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+def error_body(status_code: int, code: str, message: str) -> dict[str, Any]:
+    """`{"error": {"code", "message"}}`: also the shape of the errors the kit answers."""
+    return {"error": {"code": code, "message": message}}
 
 
 def _catalog_error_status(exc: CatalogError) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from solidarity.registration.domain.catalog import CampaignView, SessionRecord
+from solidarity.registration.domain.erasure import address_spellings, mentions_address
 from solidarity.registration.domain.partners import PartnerAccount
 from solidarity.registration.domain.records import (
     IntakeRecord,
@@ -789,9 +790,11 @@ class SqlRepository:
 
     async def erase_registrant(self, registrant_id: uuid.UUID, *, at: datetime) -> None:
         """Remove the person's data here; ids, roles and schools stay for anonymous counts."""
-        key = await self._conn.fetchval(
-            "SELECT email_sha256 FROM registrants WHERE registrant_id = $1", registrant_id
+        person = await self._conn.fetchrow(
+            "SELECT email_sha256, email FROM registrants WHERE registrant_id = $1", registrant_id
         )
+        key = person["email_sha256"] if person else None
+        dead_letters = await self._dead_letters_mentioning(person["email"] if person else None)
         await self._conn.execute(
             """
             UPDATE registrants SET email_sha256 = NULL, email = NULL, name = NULL,
@@ -811,17 +814,46 @@ class SqlRepository:
             registrant_id,
         )
         # Published copies of the person's details must not stay in the outbox either, nor
-        # dead letters of their submissions (they keep the original bytes and the email-hash
-        # key), sent or not: an erased person's data must not go out later. The DLQ topic's
-        # own copies expire with its retention (see docs/operations.md).
+        # dead letters of their submissions (they keep the original bytes: keyed by the email
+        # hash, or by whatever key the partner chose, found by the address in them), sent or
+        # not: an erased person's data must not go out later. The DLQ topic's own copies
+        # expire with its retention (see docs/operations.md).
         await self._conn.execute(
             """
             DELETE FROM outbox WHERE
-                (event_type = 'DeadLetter' AND key = $2)
+                (event_type = 'DeadLetter' AND (key = $2 OR id = ANY($3::bigint[])))
                 OR (sent_at IS NOT NULL AND (
                     (event_type = 'RegistrantRecorded' AND key = $1)
                     OR (event_type = 'RegistrationSubmitted' AND key = $2)))
             """,
             str(registrant_id).encode(),
             (key or "").encode(),
+            dead_letters,
         )
+
+    async def _dead_letters_mentioning(self, email: str | None) -> list[int]:
+        """The outbox ids of dead letters whose bytes hold this address, whatever their key.
+
+        PostgreSQL narrows them down (ASCII case ignored; `encode(..., 'escape')` reads any
+        bytes as text, where `convert_from` would fail on bytes that are not UTF-8); the few it
+        finds are checked here, so that a longer address that contains this one is not taken
+        for it. It reads every dead letter in the outbox: see docs/services/registration.md.
+        """
+        if not email:
+            return []
+        spellings = address_spellings(email)
+        candidates = await self._conn.fetch(
+            """
+            SELECT o.id, o.value FROM outbox o
+            CROSS JOIN LATERAL (
+                SELECT lower(encode(o.value, 'escape')) AS text OFFSET 0
+            ) AS letter
+            WHERE o.event_type = 'DeadLetter'
+              AND EXISTS (
+                SELECT 1 FROM unnest($1::bytea[]) AS s(spelling)
+                WHERE position(encode(s.spelling, 'escape') IN letter.text) > 0
+              )
+            """,
+            list(spellings),
+        )
+        return [r["id"] for r in candidates if mentions_address(r["value"], spellings)]
