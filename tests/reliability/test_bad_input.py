@@ -30,7 +30,7 @@ from solidarity.shared.contracts.topics import (
 )
 from solidarity.shared.dlq import DeadLetter, DlqError, read_dead_letter
 from solidarity.shared.messaging.consumer import DlqHeaders
-from solidarity.shared.messaging.outbox import headers_from_json
+from solidarity.shared.messaging.outbox import HEADER_COLUMNS, row_headers
 from solidarity.shared.partners import signed_message
 from solidarity.shared.testing.infrastructure import Infrastructure
 from tests.reliability import platform, runners
@@ -347,16 +347,6 @@ async def test_bad_messages_on_every_consumed_topic_reach_the_dlq_and_nothing_st
     assert skipped >= 2, "its second copy skipped by both consumers"
 
 
-DEEP_JSON_BUG = (
-    "BUG (kit, ConsumerRunner._parse): a record whose body is deeply nested JSON (about 1,000 "
-    "levels or more) makes json.loads raise RecursionError, which _parse does not catch (only "
-    "ValueError/TypeError). process_batch raises, the FastStream handler nacks and the same "
-    "batch is fetched again at once: a busy loop (~300 tracebacks/s logged) and the consumer's "
-    "partitions never advance, so every later message on them is stuck. Expected: dead-lettered."
-)
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=DEEP_JSON_BUG)
 async def test_deeply_nested_json_is_dead_lettered_on_every_consumed_topic(
     infrastructure: Infrastructure, unique: str
 ) -> None:
@@ -382,24 +372,9 @@ async def test_deeply_nested_json_is_dead_lettered_on_every_consumed_topic(
     assert stuck == 0, outcomes
 
 
-DLQ_END_OFFSET_BUG = (
-    "BUG (kit DLQ tools on the embedded broker): the embedded broker (Tansu, memory engine) "
-    "reports a partition's end as the base offset of its last record batch + 1. "
-    "read_dead_letters (`dlq list`, `redrive --all`) now reads past it (a3d99b7), but "
-    "read_dead_letter, behind `solidarity dlq show N` and `dlq redrive --offset N`, still "
-    "checks begin <= N < end against that figure and refuses every dead letter after the "
-    "first of the relay's last batch ('has no offset N'): those cannot be shown or re-driven "
-    "one by one. The runtime's solidarity_consumer_lag metric under-reports the same way."
-)
-
-
 async def test_the_dlq_commands_list_show_and_redrive_every_dead_letter(
-    infrastructure: Infrastructure, registry_topics: str, tmp_path: Path, request: Any
+    infrastructure: Infrastructure, registry_topics: str, tmp_path: Path
 ) -> None:
-    if infrastructure.kind == "embedded":
-        request.node.add_marker(
-            pytest.mark.xfail(strict=True, raises=AssertionError, reason=DLQ_END_OFFSET_BUG)
-        )
     dlq = CATALOG_SESSIONS.full_dlq_name(registry_topics)
     source = CATALOG_SESSIONS.full_name(registry_topics)
     letters = [
@@ -446,17 +421,6 @@ async def test_the_dlq_commands_list_show_and_redrive_every_dead_letter(
     assert last.returncode == 0, last.stderr
 
 
-NUL_HEADER_BUG = (
-    "BUG (kit, Outbox.add_messages via ConsumerRunner): a record that cannot be parsed and "
-    "carries a NUL byte in a header name or value (legal in Kafka) is dead-lettered with its "
-    "headers stored as jsonb; PostgreSQL refuses \\u0000 in jsonb (UntranslatableCharacterError), "
-    "the batch's transaction fails outside the handler's isolation, process_batch raises, and "
-    "the batch is redelivered forever: the consumer is stuck exactly as with deep JSON. Found "
-    "by the scenario 9 fuzzer (raw bytes and headers)."
-)
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=NUL_HEADER_BUG)
 async def test_a_nul_byte_in_a_header_of_a_bad_message_does_not_stop_a_consumer(
     infrastructure: Infrastructure, unique: str
 ) -> None:
@@ -483,15 +447,6 @@ async def test_a_nul_byte_in_a_header_of_a_bad_message_does_not_stop_a_consumer(
     assert stuck == 0, outcomes
 
 
-HEADER_BYTES_BUG = (
-    "BUG (kit, outbox._headers_json): dead letters keep their headers as text decoded with "
-    "errors='backslashreplace', so a header value that is not UTF-8 (b'\\xff\\xfe') reaches the "
-    "DLQ, and a re-drive, as the four characters '\\xff' ...: the DLQ does not keep the "
-    "original headers, and a re-driven message differs from the one that failed."
-)
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=HEADER_BYTES_BUG)
 async def test_dead_letters_keep_the_original_header_bytes(
     infrastructure: Infrastructure, unique: str
 ) -> None:
@@ -501,9 +456,9 @@ async def test_dead_letters_keep_the_original_header_bytes(
         await consumers.feed(CATALOG_SESSIONS, [polled])
         rows = await platform.fetch(
             consumers.dsns["registration"],
-            "SELECT headers FROM outbox WHERE event_type = 'DeadLetter'",
+            f"SELECT {HEADER_COLUMNS} FROM outbox WHERE event_type = 'DeadLetter'",
         )
-    kept = [h for h in headers_from_json(rows[0]["headers"]) if not h[0].startswith("dlq.")]
+    kept = [h for h in row_headers(rows[0]) if not h[0].startswith("dlq.")]
     altered = sum(1 for a, b in zip(kept, original, strict=True) if a != b)
     record("8", "DLQ keeps header bytes", inputs=len(original), lost=0, altered=altered)
     assert kept == original

@@ -79,13 +79,6 @@ class Tally:
         return problems
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG found here (see test_bad_input.py, NUL_HEADER_BUG): an unparseable record with "
-    "a NUL byte in a header cannot be written to the DLQ outbox (jsonb refuses \\u0000), so "
-    "process_batch raises and the consumer is stuck redelivering it",
-)
 async def test_raw_bytes_on_every_consumed_topic_never_stop_a_consumer(
     infrastructure: Infrastructure, unique: str
 ) -> None:

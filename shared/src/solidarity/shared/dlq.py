@@ -8,6 +8,7 @@ topic named in `dlq.source_topic`.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,12 +37,13 @@ class DeadLetter:
     timestamp_ms: int
     key: bytes | None
     value: bytes
-    headers: tuple[tuple[str, bytes], ...]
+    headers: tuple[tuple[str, bytes | None], ...]
+    """As on the topic, byte for byte; a null header value stays None."""
 
     def header(self, name: str) -> str | None:
         for key, raw in self.headers:
             if key == name:
-                return raw.decode("utf-8", errors="replace")
+                return None if raw is None else raw.decode("utf-8", errors="replace")
         return None
 
     @property
@@ -77,7 +79,7 @@ class DeadLetter:
         return len(self.value)
 
     @property
-    def original_headers(self) -> list[tuple[str, bytes]]:
+    def original_headers(self) -> list[tuple[str, bytes | None]]:
         """The headers the message had before it failed."""
         return [(k, v) for k, v in self.headers if not k.startswith(DLQ_HEADER_PREFIX)]
 
@@ -115,14 +117,26 @@ def _int_or_none(value: str | None) -> int | None:
         return None
 
 
+# Control characters (tab and new line aside): invisible, or commands to a terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def decode_bytes(data: bytes | None) -> tuple[Literal["text", "hex", "empty"], str]:
-    """Bytes for a person: the text if it is UTF-8, else hex."""
+    """Bytes for a person: the text if it is UTF-8 without control characters, else hex."""
     if not data:
         return "empty", ""
     try:
-        return "text", data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         return "hex", data.hex(" ")
+    if _CONTROL.search(text):
+        return "hex", data.hex(" ")
+    return "text", text
+
+
+def printable(text: str) -> str:
+    """A header name (any str) for a person: each control character as `\\xNN`."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def _consumer(bootstrap_servers: str) -> AIOKafkaConsumer:
@@ -160,7 +174,7 @@ def _letter(record: Any) -> DeadLetter:
         timestamp_ms=record.timestamp,
         key=record.key,
         value=record.value or b"",
-        headers=tuple((k, bytes(v or b"")) for k, v in (record.headers or ())),
+        headers=tuple((k, None if v is None else bytes(v)) for k, v in (record.headers or ())),
     )
 
 
@@ -216,7 +230,13 @@ async def read_dead_letter(
     partition: int = 0,
     timeout_s: float = 15.0,
 ) -> DeadLetter:
-    """The message at one offset of a DLQ topic."""
+    """The message at one offset of a DLQ topic.
+
+    Seeks to the offset and reads, without trusting the broker's reported end offset (the
+    embedded broker reports the last record batch's base offset + 1, which would refuse most
+    of a batch). The offset is missing once a poll brings nothing and the high watermark of
+    the fetch responses, which every broker reports right, is not past it.
+    """
     consumer = _consumer(bootstrap_servers)
     await _start(consumer, bootstrap_servers)
     try:
@@ -225,21 +245,31 @@ async def read_dead_letter(
         if tp not in tps:
             raise DlqError(f"{topic} has no partition {partition}")
         consumer.assign([tp])
-        end = (await consumer.end_offsets([tp]))[tp]
         begin = (await consumer.beginning_offsets([tp]))[tp]
-        if not begin <= offset < end:
-            held = f"offsets {begin} to {end - 1}" if end > begin else "nothing"
+        if offset < begin:
             raise DlqError(
-                f"{topic} partition {partition} has no offset {offset} (it holds {held})"
+                f"{topic} partition {partition} has no offset {offset} (it starts at {begin})"
             )
         consumer.seek(tp, offset)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            batch = await consumer.getmany(tp, timeout_ms=500, max_records=1)
+            batch = await consumer.getmany(tp, timeout_ms=500)
             for record in batch.get(tp, []):
+                if record.offset < offset:
+                    continue  # an out-of-range fetch reset the position to the beginning
                 if record.offset == offset:
                     return _letter(record)
                 raise DlqError(f"{topic} partition {partition} has no message at offset {offset}")
+            if batch.get(tp):
+                continue
+            if await consumer.position(tp) > offset:  # passed over it: not a message
+                raise DlqError(f"{topic} partition {partition} has no message at offset {offset}")
+            highwater = consumer.highwater(tp)
+            if highwater is not None and offset >= highwater:
+                held = f"offsets {begin} to {highwater - 1}" if highwater > begin else "nothing"
+                raise DlqError(
+                    f"{topic} partition {partition} has no offset {offset} (it holds {held})"
+                )
         raise DlqError(f"reading {topic} took longer than {timeout_s:.0f} s")
     finally:
         await consumer.stop()

@@ -392,7 +392,10 @@ async def _observe(app: FastAPI, runtime: ServiceRuntime, stop: asyncio.Event) -
                 ends = await consumer.end_offsets(assigned)
                 total = 0
                 for tp in assigned:
-                    total += max(0, ends[tp] - await consumer.position(tp))
+                    # The embedded broker reports a partition's end as its last record
+                    # batch's base offset + 1; the fetch responses' high watermark is right.
+                    end = max(ends[tp], consumer.highwater(tp) or 0)
+                    total += max(0, end - await consumer.position(tp))
                 group = getattr(subscriber, "group_id", None) or ""
                 app.state.consumer_lag[group] = total
         try:

@@ -88,5 +88,5 @@ def test_badly_named_files_are_refused(tmp_path: Path) -> None:
 
 async def test_the_kit_tables_are_created_by_migrate(database_dsn: str) -> None:
     applied = await migrate(database_dsn, service_package=None)
-    assert applied == ["kit:0001_outbox_inbox"]
+    assert applied == ["kit:0001_outbox_inbox", "kit:0002_outbox_header_bytes"]
     assert await migrate(database_dsn, service_package=None) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 import asyncpg
 import pytest
@@ -394,3 +395,57 @@ async def test_after_commit_callbacks_run_once_and_dead_letters_can_be_answered(
         ("DeadLetter", f"{topic}.dlq"),
         ("SessionScheduled", topic),
     ]
+
+
+@dataclass(frozen=True)
+class _Polled:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes | None]] = ()
+
+
+async def test_a_dead_letter_hook_that_raises_leaves_its_letter_unanswered_not_the_batch_stuck(
+    effects_dsn: str, unique: str
+) -> None:
+    outbox = Outbox(producer="test")
+    committed: list[str] = []
+
+    async def answer(conn: Connection, letter: OutboxMessage) -> list[OutboxMessage]:
+        on_commit(lambda: committed.append(letter.value.decode()))
+        if letter.value == b"poison":
+            # What a hook reading the same bytes may do: write, then fail on them.
+            await conn.execute("INSERT INTO effects VALUES ($1, $1, 'half done')", letter.event_id)
+            raise RecursionError("maximum recursion depth exceeded")
+        reply = session_scheduled(title="answer to a dead letter")
+        return [outbox.message(reply, outbox.envelope(reply))]
+
+    records = [
+        _Polled("catalog.sessions.v1", 0, offset, b"k", value)
+        for offset, value in enumerate([b"poison", b"{broken"])
+    ]
+    pool = await asyncpg.create_pool(effects_dsn, min_size=1, max_size=2)
+    runner = ConsumerRunner(
+        name=f"effects-{unique}",
+        pool=pool,
+        outbox=outbox,
+        handler=record_effects,
+        handles=[SessionScheduledV1],
+        on_dead_letter=answer,
+    )
+    try:
+        report = await asyncio.wait_for(runner.process_batch(records), 10)
+        async with pool.acquire() as conn:
+            rows = await conn.fetch("SELECT event_type, value FROM outbox ORDER BY id")
+    finally:
+        await pool.close()
+    assert (report.dead_lettered, report.retries) == (2, 0)
+    assert [(r["event_type"], r["value"]) for r in rows[:2]] == [
+        ("DeadLetter", b"poison"),
+        ("DeadLetter", b"{broken"),
+    ]
+    assert [r["event_type"] for r in rows[2:]] == ["SessionScheduled"]  # the other's answer
+    assert await effect_counts(effects_dsn) == {}  # the failed hook's write undone
+    assert committed == ["{broken"]  # and its after-commit effect dropped

@@ -13,8 +13,10 @@ from solidarity.shared.contracts.envelope import Envelope
 from solidarity.shared.contracts.registry import parse_event
 from solidarity.shared.contracts.topics import CATALOG_SESSIONS
 from solidarity.shared.db.pool import connect
+from solidarity.shared.dlq import read_dead_letter, read_dead_letters, redrive
+from solidarity.shared.messaging.consumer import DlqHeaders
 from solidarity.shared.messaging.kafka import make_producer, read_topic
-from solidarity.shared.messaging.outbox import Outbox
+from solidarity.shared.messaging.outbox import HEADER_COLUMNS, Outbox, OutboxMessage, row_headers
 from solidarity.shared.messaging.relay import OutboxRelay, pending_count
 from solidarity.shared.settings import KafkaSettings
 from solidarity.shared.testing.events import session_cancelled, session_scheduled
@@ -177,3 +179,101 @@ async def test_sent_rows_are_purged_after_the_retention_and_pending_rows_never(
     finally:
         await producer.stop()
         await pool.close()
+
+
+# Legal in Kafka, refused or altered by jsonb: bytes that are not UTF-8, a NUL in a name and in
+# a value, a null value; and an empty value and a repeated name, whose order counts.
+ODD_HEADERS: tuple[tuple[str, bytes | None], ...] = (
+    ("x-trace", b"\xff\xfe\x01"),
+    ("a\x00b", b"v\x00w"),
+    ("x-note", "café".encode()),
+    ("x-empty", b""),
+    ("x-null", None),
+    ("x-trace", b"second"),
+)
+
+
+async def _relay_everything(pool: asyncpg.Pool, bootstrap: str) -> None:
+    producer = make_producer(KafkaSettings(bootstrap_servers=bootstrap))
+    await producer.start()
+    try:
+        relay = OutboxRelay(pool=pool, producer=producer)
+        while await relay.publish_once():
+            pass
+    finally:
+        await producer.stop()
+
+
+async def test_headers_go_out_byte_for_byte_and_a_dead_letter_comes_back_the_same(
+    infrastructure: Infrastructure, kit_database_dsn: str, registry_topics: str
+) -> None:
+    bootstrap = infrastructure.kafka_bootstrap
+    source = CATALOG_SESSIONS.full_name(registry_topics)
+    dlq = CATALOG_SESSIONS.full_dlq_name(registry_topics)
+    letters = [
+        OutboxMessage(
+            event_id=uuid.uuid4(),
+            event_type="DeadLetter",
+            topic=dlq,
+            key=b"same-key",
+            value=f"broken {i}".encode(),
+            headers=headers,
+        )
+        for i, headers in enumerate(
+            [
+                (*ODD_HEADERS, (DlqHeaders.SOURCE_TOPIC, source.encode())),
+                (),
+                ((DlqHeaders.SOURCE_TOPIC, source.encode()), *ODD_HEADERS[:2]),
+            ]
+        )
+    ]
+    pool = await asyncpg.create_pool(kit_database_dsn, min_size=1, max_size=2)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await Outbox(producer="test").add_messages(conn, letters)
+        async with pool.acquire() as conn:
+            rows = await conn.fetch(f"SELECT event_id, {HEADER_COLUMNS} FROM outbox ORDER BY id")
+        await _relay_everything(pool, bootstrap)
+    finally:
+        await pool.close()
+    assert [r["event_id"] for r in rows] == [m.event_id for m in letters]  # in order
+    assert [row_headers(r) for r in rows] == [list(m.headers) for m in letters]
+
+    on_topic = await read_dead_letters(bootstrap, dlq)
+    assert [d.headers for d in on_topic] == [m.headers for m in letters]
+    shown = await read_dead_letter(bootstrap, dlq, on_topic[0].offset)  # `dlq show`
+    assert shown.headers == letters[0].headers
+    await redrive(bootstrap, [shown])
+    back = await read_dead_letters(bootstrap, source)
+    assert [(d.value, d.headers) for d in back] == [(b"broken 0", ODD_HEADERS)]
+
+
+async def test_rows_written_before_the_header_bytes_migration_keep_their_headers(
+    infrastructure: Infrastructure, kit_database_dsn: str, registry_topics: str
+) -> None:
+    topic = CATALOG_SESSIONS.full_name(registry_topics)
+    conn = await connect(kit_database_dsn)
+    try:
+        # What the previous version wrote: headers as jsonb text, the byte columns NULL.
+        await conn.execute(
+            "INSERT INTO outbox (event_id, event_type, shard, topic, key, value, headers) "
+            "VALUES ($1, 'SessionScheduled', 3, $2, 'k', '{}', $3::jsonb)",
+            uuid.uuid4(),
+            topic,
+            [["event_type", "SessionScheduled"], ["x-note", "café"]],
+        )
+        new_row = OutboxMessage(uuid.uuid4(), "SessionScheduled", topic, b"k", b"{}", ODD_HEADERS)
+        async with conn.transaction():
+            await Outbox(producer="test").add_messages(conn, [new_row])
+    finally:
+        await conn.close()
+    pool = await asyncpg.create_pool(kit_database_dsn, min_size=1, max_size=2)
+    try:
+        await _relay_everything(pool, infrastructure.kafka_bootstrap)
+    finally:
+        await pool.close()
+    records = await read_topic(infrastructure.kafka_bootstrap, topic)
+    assert sorted((list(r.headers) for r in records), key=len) == [
+        [("event_type", b"SessionScheduled"), ("x-note", "café".encode())],
+        list(ODD_HEADERS),
+    ]

@@ -58,6 +58,7 @@ def test_the_sender_is_read_from_raw_json_or_not_at_all() -> None:
     assert _identity(b"\xff") is None
     assert _identity(b'{"payload": {"partner_id": "nope", "submission_id": "x"}}') is None
     assert _identity(b'{"payload": {"partner_id": "%s"}}' % str(uuid.uuid4()).encode()) is None
+    assert _identity(b"[" * 100_000 + b"]" * 100_000) is None  # deeper than the parser goes
 
 
 @pytest.mark.parametrize(

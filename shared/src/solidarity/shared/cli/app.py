@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape as escape_markup
 from rich.table import Table
 
 from solidarity.shared.bench.command import bench as bench_command
@@ -702,15 +703,23 @@ PartitionOption = Annotated[int, typer.Option("--partition", help="The DLQ topic
 
 
 def _dlq_row(letter: DeadLetter) -> list[str]:
+    from solidarity.shared.dlq import printable
+
+    # The dlq.* headers are whatever was on the topic: shown as text, never as rich markup.
     source = f"{letter.source_topic or '?'}[{letter.source_partition}]@{letter.source_offset}"
     return [
         str(letter.partition),
         str(letter.offset),
-        source,
-        letter.consumer_group or "",
-        letter.error_type or "",
-        letter.error_message or "",
-        letter.failed_at or "",
+        *(
+            escape_markup(printable(text))
+            for text in (
+                source,
+                letter.consumer_group or "",
+                letter.error_type or "",
+                letter.error_message or "",
+                letter.failed_at or "",
+            )
+        ),
         str(letter.size),
     ]
 
@@ -752,7 +761,7 @@ def dlq_show(
     data_dir: DataDirOption = Path(".solidarity"),
 ) -> None:
     """Show one dead letter: why it failed, its headers and its body (text, or hex if binary)."""
-    from solidarity.shared.dlq import decode_bytes, read_dead_letter
+    from solidarity.shared.dlq import decode_bytes, printable, read_dead_letter
 
     name = _dlq_topic(topic)
     letter = asyncio.run(
@@ -761,9 +770,11 @@ def dlq_show(
     facts = Table(show_header=False, title=f"{name}[{partition}]@{offset}", title_justify="left")
     facts.add_column(style="bold")
     facts.add_column(overflow="fold")
+    # Everything below comes from the message: shown as text, never as rich markup.
     for field, value in letter.summary().items():
-        facts.add_row(field, "" if value is None else str(value))
+        facts.add_row(field, "" if value is None else escape_markup(printable(str(value))))
     key_kind, key_text = decode_bytes(letter.key)
+    key_text = escape_markup(key_text)
     facts.add_row("key", f"{key_text} ({key_kind})" if key_kind == "hex" else key_text)
     console.print(facts)
     headers = Table(title="headers", title_justify="left")
@@ -771,7 +782,10 @@ def dlq_show(
     headers.add_column("value", overflow="fold")
     for header_name, raw in letter.headers:
         kind, text = decode_bytes(raw)
-        headers.add_row(header_name, f"{text} (hex)" if kind == "hex" else text)
+        text = escape_markup(text) if raw is not None else "(null)"
+        headers.add_row(
+            escape_markup(printable(header_name)), f"{text} (hex)" if kind == "hex" else text
+        )
     console.print(headers)
     kind, body = decode_bytes(letter.value)
     console.print(f"[bold]body[/bold] ({kind}, {letter.size} bytes)")

@@ -72,7 +72,7 @@ class RecordLike(Protocol):
     @property
     def value(self) -> bytes | None: ...
     @property
-    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+    def headers(self) -> Sequence[tuple[str, bytes | None]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +87,7 @@ class InboundMessage:
     key: bytes | None
     headers: Mapping[str, str]
     raw_value: bytes = b""
-    raw_headers: tuple[tuple[str, bytes], ...] = ()
+    raw_headers: tuple[tuple[str, bytes | None], ...] = ()
 
     @property
     def event_id(self) -> uuid.UUID:
@@ -190,30 +190,43 @@ class ConsumerRunner:
     def _parse(
         self, record: RecordLike
     ) -> tuple[InboundMessage | None, OutboxMessage | None, bool]:
-        """(message, dead letter, ignored) for one record."""
+        """(message, dead letter, ignored) for one record.
+
+        Never raises: the record is untrusted, and whatever reading it raises (not JSON,
+        JSON nested too deep for the parser's recursion, bytes that are not UTF-8, a payload
+        that fails its model, an odd header) dead-letters that record alone. A record that
+        raised here would come back in the same batch forever and stop the consumer.
+        """
+        try:
+            return self._parse_or_raise(record)
+        except Exception as exc:  # RecursionError is one, like ValueError and TypeError
+            return None, self.dead_letter(record, exc), False
+
+    def _parse_or_raise(
+        self, record: RecordLike
+    ) -> tuple[InboundMessage | None, OutboxMessage | None, bool]:
         headers = headers_to_dict(record.headers)
         type_header = headers.get(EventHeaders.EVENT_TYPE)
         version_header = headers.get(EventHeaders.SCHEMA_VERSION, "")
         if (
             type_header is not None
+            and version_header.isascii()  # int() refuses some digits, such as '²'
             and version_header.isdigit()
+            and len(version_header) < 10
             and (type_header, int(version_header)) in EVENT_TYPES
             and (type_header, int(version_header)) not in self._handles
         ):
             return None, None, True  # a known event this consumer does not need: drop unparsed
-        try:
-            if record.value is None:
-                raise ValueError("empty message body")
-            envelope = Envelope.from_bytes(record.value)
-            if (envelope.event_type, envelope.schema_version) not in self._handles:
-                if (envelope.event_type, envelope.schema_version) in EVENT_TYPES:
-                    return None, None, True
-                raise UnknownEventTypeError(
-                    f"unknown event type {envelope.event_type} v{envelope.schema_version}"
-                )
-            event = parse_event(envelope)
-        except (ValueError, TypeError) as exc:  # JSON, validation and unknown-type errors
-            return None, self.dead_letter(record, exc), False
+        if record.value is None:
+            raise ValueError("empty message body")
+        envelope = Envelope.from_bytes(record.value)
+        if (envelope.event_type, envelope.schema_version) not in self._handles:
+            if (envelope.event_type, envelope.schema_version) in EVENT_TYPES:
+                return None, None, True
+            raise UnknownEventTypeError(
+                f"unknown event type {envelope.event_type} v{envelope.schema_version}"
+            )
+        event = parse_event(envelope)
         message = InboundMessage(
             envelope=envelope,
             event=event,
@@ -328,12 +341,36 @@ class ConsumerRunner:
                     log.warning("consumer_batch_isolating", consumer=self.name, size=len(todo))
                     await self._apply_one_by_one(conn, todo, dead, report)
             answers: list[OutboxMessage] = []
-            if self._on_dead_letter is not None:
-                for letter in dead:
-                    answers.extend(await self._on_dead_letter(conn, letter))
+            for letter in dead:
+                answers.extend(await self._answer(conn, letter))
             await self._outbox.add_messages(conn, [*dead, *answers])
             report.dead_lettered = len(dead)
             report.dead_letter_ids = [d.event_id for d in dead]
+
+    async def _answer(self, conn: Connection, letter: OutboxMessage) -> Sequence[OutboxMessage]:
+        """The service's answers to a dead letter. The hook reads the same untrusted bytes
+        that failed: if it raises (anything but a transient error), the letter goes to the
+        DLQ unanswered rather than the batch failing, and coming back, forever."""
+        if self._on_dead_letter is None:
+            return ()
+        pending = _after_commit.get()
+        mark = len(pending) if pending is not None else 0
+        try:
+            async with conn.transaction():  # a savepoint: a failing hook undoes only its own
+                return await self._on_dead_letter(conn, letter)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:  # RecursionError included
+            if pending is not None:
+                del pending[mark:]  # its after-commit effects go with it
+            log.warning(
+                "dead_letter_hook_failed",
+                consumer=self.name,
+                event_id=str(letter.event_id),
+                topic=letter.topic,
+                error_type=type(exc).__name__,
+            )
+            return ()
 
     async def _apply_one_by_one(
         self,
@@ -449,7 +486,7 @@ class _AsRecord:
         return self.message.raw_value
 
     @property
-    def headers(self) -> Sequence[tuple[str, bytes]]:
+    def headers(self) -> Sequence[tuple[str, bytes | None]]:
         return self.message.raw_headers
 
 

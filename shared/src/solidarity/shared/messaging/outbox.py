@@ -8,6 +8,8 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import asyncpg
+
 from solidarity.shared.contracts.envelope import Envelope, Event
 from solidarity.shared.contracts.topics import topic_for
 from solidarity.shared.db.pool import Connection
@@ -22,14 +24,15 @@ def shard_of(key: bytes | None, event_id: uuid.UUID) -> int:
 
 @dataclass(frozen=True, slots=True)
 class OutboxMessage:
-    """One message to publish, exactly as it will go on the wire."""
+    """One message to publish, exactly as it will go on the wire (a header value may be None,
+    as Kafka allows)."""
 
     event_id: uuid.UUID
     event_type: str
     topic: str
     key: bytes | None
     value: bytes
-    headers: tuple[tuple[str, bytes], ...]
+    headers: tuple[tuple[str, bytes | None], ...]
 
 
 class Outbox:
@@ -94,12 +97,40 @@ class Outbox:
             return
         if not conn.is_in_transaction():
             raise RuntimeError("the outbox is written inside the caller's transaction")
+        # Each message's headers as two bytea arrays (names, values), byte for byte. An
+        # unnest cannot give a row an array of its own, so the headers go in flat, with each
+        # message's count, and are grouped back per message (h.r: the message's number).
+        counts: list[int] = []
+        names: list[bytes] = []
+        values: list[bytes | None] = []
+        for message in messages:
+            headers = message.headers
+            counts.append(len(headers))
+            try:
+                names.extend([name.encode() for name, _ in headers])
+            except UnicodeEncodeError:
+                names.extend([_name_bytes(name) for name, _ in headers])
+            values.extend([value for _, value in headers])
         await conn.execute(
             """
-            INSERT INTO outbox (event_id, event_type, shard, topic, key, value, headers)
-            SELECT e, t, s, tp, k, v, h::jsonb
+            WITH h AS (
+                SELECT r, array_agg(n ORDER BY i) AS names, array_agg(hv ORDER BY i) AS vals
+                FROM unnest(
+                    (SELECT array_agg(c.r ORDER BY c.r)
+                     FROM unnest($7::int[]) WITH ORDINALITY AS c(n, r), generate_series(1, c.n)),
+                    $8::bytea[],
+                    $9::bytea[]
+                ) WITH ORDINALITY AS h(r, n, hv, i)
+                GROUP BY r
+            )
+            INSERT INTO outbox
+                (event_id, event_type, shard, topic, key, value, header_names, header_values)
+            SELECT u.e, u.t, u.s, u.tp, u.k, u.v,
+                   coalesce(h.names, '{}'::bytea[]), coalesce(h.vals, '{}'::bytea[])
             FROM unnest($1::uuid[], $2::text[], $3::smallint[], $4::text[],
-                        $5::bytea[], $6::bytea[], $7::text[]) AS u(e, t, s, tp, k, v, h)
+                        $5::bytea[], $6::bytea[]) WITH ORDINALITY AS u(e, t, s, tp, k, v, r)
+            LEFT JOIN h ON h.r = u.r
+            ORDER BY u.r
             """,
             [m.event_id for m in messages],
             [m.event_type for m in messages],
@@ -107,16 +138,43 @@ class Outbox:
             [m.topic for m in messages],
             [m.key for m in messages],
             [m.value for m in messages],
-            [_headers_json(m.headers) for m in messages],
+            counts,
+            names,
+            values,
         )
 
 
-def _headers_json(headers: Sequence[tuple[str, bytes]]) -> str:
-    # Header values are text in this platform; anything else is kept, escaped.
-    return json.dumps([[k, v.decode("utf-8", errors="backslashreplace")] for k, v in headers])
+def _name_bytes(name: str) -> bytes:
+    """A header name as the bytes Kafka carries: UTF-8. Every name a broker delivers encodes
+    (aiokafka decodes names as strict UTF-8; a NUL is kept). A str that cannot (a lone
+    surrogate, which only a caller can make) is kept with those code points escaped
+    (`\\udcff`), since no Kafka client could send it as it is."""
+    try:
+        return name.encode()
+    except UnicodeEncodeError:
+        return name.encode("utf-8", errors="backslashreplace")
 
 
-def headers_from_json(raw: object) -> list[tuple[str, bytes]]:
+HEADER_COLUMNS = (
+    "header_names, header_values, CASE WHEN header_names IS NULL THEN headers END AS legacy_headers"
+)
+"""What to select from `outbox` for `row_headers`: the headers' bytes, or, for a row written
+before the kit's migration 0002 (or by an instance not upgraded yet), the old jsonb."""
+
+
+def row_headers(row: asyncpg.Record) -> list[tuple[str, bytes | None]]:
+    """An outbox row's headers, ready for the producer, exactly as they were written."""
+    names = row["header_names"]
+    if names is None:
+        return headers_from_json(row["legacy_headers"])
+    return [
+        (name.decode("utf-8", errors="backslashreplace"), value)
+        for name, value in zip(names, row["header_values"], strict=True)
+    ]
+
+
+def headers_from_json(raw: object) -> list[tuple[str, bytes | None]]:
+    """Headers in the format of rows written before migration 0002: jsonb `[[name, text]]`."""
     if isinstance(raw, str):
         raw = json.loads(raw)
     if not isinstance(raw, list):

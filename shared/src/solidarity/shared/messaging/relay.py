@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaProducer
 from solidarity.shared.db.pool import TRANSIENT_DB_ERRORS, Connection
 from solidarity.shared.logging import get_logger
 from solidarity.shared.messaging.kafka import TRANSIENT_KAFKA_ERRORS
-from solidarity.shared.messaging.outbox import headers_from_json
+from solidarity.shared.messaging.outbox import HEADER_COLUMNS, row_headers
 
 log = get_logger(__name__)
 
@@ -73,8 +73,8 @@ class OutboxRelay:
                 if not locked:
                     return 0
                 rows = await conn.fetch(
-                    """
-                    SELECT id, topic, key, value, headers FROM outbox
+                    f"""
+                    SELECT id, topic, key, value, {HEADER_COLUMNS} FROM outbox
                     WHERE sent_at IS NULL AND shard = ANY($1::smallint[])
                     ORDER BY id LIMIT $2
                     """,
@@ -88,7 +88,7 @@ class OutboxRelay:
                         row["topic"],
                         value=row["value"],
                         key=row["key"],
-                        headers=headers_from_json(row["headers"]),
+                        headers=row_headers(row),
                     )
                     for row in rows
                 ]

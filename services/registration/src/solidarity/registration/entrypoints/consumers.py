@@ -238,8 +238,8 @@ def _identity(raw: bytes) -> tuple[uuid.UUID, str, uuid.UUID | None] | None:
         payload = data["payload"]
         partner_id = uuid.UUID(str(payload["partner_id"]))
         submission_id = payload["submission_id"]
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return None
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        return None  # unreadable: the dead letter goes out unanswered
     if not isinstance(submission_id, str) or not 1 <= len(submission_id) <= 200:
         return None
     correlation: uuid.UUID | None = None
