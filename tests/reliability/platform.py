@@ -304,6 +304,60 @@ async def running(**apps: FastAPI) -> AsyncIterator[dict[str, Running]]:
                     await context.__aexit__(None, None, None)
 
 
+@dataclass
+class Week:
+    """Registration and notifications running here on their own databases, with a mail sink
+    and a partner, for a published campaign whose session both services know."""
+
+    dsns: dict[str, str]
+    sink: MailSink
+    partner: PartnerCredentials
+    services: dict[str, Running]
+
+
+@contextlib.asynccontextmanager
+async def registration_and_notifications(
+    infrastructure: Infrastructure,
+    unique: str,
+    prefix: str,
+    mail: Path,
+    campaign: CampaignPublishedV1,
+    session: SessionScheduledV1,
+    *,
+    registration_overrides: dict[str, Any] | None = None,
+    **notifications_overrides: Any,
+) -> AsyncIterator[Week]:
+    """The two services running for `campaign` (the partner may submit for it) once the
+    registration service's read model holds `session`."""
+    async with (
+        service_databases(infrastructure, unique, ("registration", "notifications")) as dsns,
+        mail_sink(mail) as sink,
+    ):
+        await migrated(dsns["registration"], "registration")
+        partner = await partner_account(dsns["registration"], campaign.slug)
+        await publish_events(infrastructure.kafka_bootstrap, prefix, [campaign, session])
+        apps = {
+            "registration": registration(
+                registration_settings(
+                    infrastructure, dsns["registration"], prefix, **(registration_overrides or {})
+                )
+            ),
+            "notifications": notifications(
+                notifications_settings(
+                    infrastructure, dsns["notifications"], prefix, sink, **notifications_overrides
+                )
+            ),
+        }
+        async with running(**apps) as services:
+
+            async def known() -> bool:
+                query = "SELECT count(*) FROM sessions WHERE session_id = $1"
+                return bool(await fetchval(dsns["registration"], query, session.session_id))
+
+            await wait_until(known, what="the session in the read model")
+            yield Week(dsns=dsns, sink=sink, partner=partner, services=services)
+
+
 @contextlib.asynccontextmanager
 async def listening(app: FastAPI) -> AsyncIterator[str]:
     """An app whose lifespan already runs, served on a loopback port (a real HTTP server, so

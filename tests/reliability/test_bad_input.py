@@ -77,220 +77,186 @@ async def test_bad_messages_on_every_consumed_topic_reach_the_dlq_and_nothing_st
     campaign = platform.campaign_published(slug)
     session = platform.session_scheduled(campaign.campaign_id, capacity=100)
 
-    async with (
-        platform.service_databases(
-            infrastructure, unique, ("registration", "notifications")
-        ) as dsns,
-        platform.mail_sink(tmp_path / "mail") as sink,
-    ):
-        await platform.migrated(dsns["registration"], "registration")
-        partner = await platform.partner_account(dsns["registration"], slug)
-        await platform.publish_events(bootstrap, prefix, [campaign, session])
-        apps = {
-            "registration": platform.registration(
-                platform.registration_settings(infrastructure, dsns["registration"], prefix)
+    async with platform.registration_and_notifications(
+        infrastructure, unique, prefix, tmp_path / "mail", campaign, session
+    ) as week:
+        dsns, partner, services = week.dsns, week.partner, week.services
+
+        # What each topic gets: valid events (and who must apply them) and bad records.
+        plan: dict[str, dict[str, Any]] = {}
+        campaigns = [platform.campaign_published(f"c-{i}-{unique}") for i in range(valid_count)]
+        sessions = [
+            platform.session_scheduled(uuid.uuid4(), capacity=50) for _ in range(valid_count)
+        ]
+        outcomes = [
+            SignupConfirmedV1(
+                registrant_id=uuid.uuid4(),
+                campaign_id=uuid.uuid4(),
+                signup_id=uuid.uuid4(),
+                role=Role.STUDENT,
+                consents=Consents(),
+            )
+            for _ in range(valid_count)
+        ]
+        registrants = [
+            RegistrantRecordedV1(
+                registrant_id=uuid.uuid4(), email=platform.person_email("r"), role=Role.STUDENT
+            )
+            for _ in range(valid_count)
+        ]
+        submissions = [
+            platform.submission(partner.partner_id, slug, session_ids=[session.session_id])
+            for _ in range(valid_count)
+        ]
+        for spec, events, consumers in (
+            (
+                CATALOG_CAMPAIGNS,
+                campaigns,
+                [catalog_group(prefix), f"{prefix}notifications"],
             ),
-            "notifications": platform.notifications(
-                platform.notifications_settings(infrastructure, dsns["notifications"], prefix, sink)
-            ),
-        }
-        async with platform.running(**apps) as services:
-
-            async def session_known() -> bool:
-                found = await platform.fetchval(
-                    dsns["registration"],
-                    "SELECT state_revision FROM sessions WHERE session_id = $1",
-                    session.session_id,
-                )
-                return bool(found)
-
-            await platform.wait_until(session_known, what="the session in the read model")
-
-            # What each topic gets: valid events (and who must apply them) and bad records.
-            plan: dict[str, dict[str, Any]] = {}
-            campaigns = [platform.campaign_published(f"c-{i}-{unique}") for i in range(valid_count)]
-            sessions = [
-                platform.session_scheduled(uuid.uuid4(), capacity=50) for _ in range(valid_count)
-            ]
-            outcomes = [
-                SignupConfirmedV1(
-                    registrant_id=uuid.uuid4(),
-                    campaign_id=uuid.uuid4(),
-                    signup_id=uuid.uuid4(),
-                    role=Role.STUDENT,
-                    consents=Consents(),
-                )
-                for _ in range(valid_count)
-            ]
-            registrants = [
-                RegistrantRecordedV1(
-                    registrant_id=uuid.uuid4(), email=platform.person_email("r"), role=Role.STUDENT
-                )
-                for _ in range(valid_count)
-            ]
-            submissions = [
-                platform.submission(partner.partner_id, slug, session_ids=[session.session_id])
-                for _ in range(valid_count)
-            ]
-            for spec, events, consumers in (
-                (
-                    CATALOG_CAMPAIGNS,
-                    campaigns,
-                    [catalog_group(prefix), f"{prefix}notifications"],
-                ),
-                (CATALOG_SESSIONS, sessions, [catalog_group(prefix), f"{prefix}notifications"]),
-                (REGISTRATION_OUTCOMES, outcomes, [f"{prefix}notifications"]),
-                (REGISTRATION_REGISTRANTS, registrants, [f"{prefix}notifications"]),
-            ):
-                records, ids = _valid_records(list(events))
-                plan[spec.name] = {
-                    "spec": spec,
-                    "records": records,
-                    "ids": ids,
-                    "consumers": consumers,
-                    "bad": bad_inputs(events[0], bad_count),
-                }
-            signed = [signed_message(partner, s, producer="reliability") for s in submissions]
-            plan[REGISTRATION_SUBMISSIONS.name] = {
-                "spec": REGISTRATION_SUBMISSIONS,
-                "records": [(m.key, m.value, list(m.headers)) for m in signed],
-                "ids": [m.event_id for m in signed],
-                "consumers": [submissions_group(prefix)],
-                "bad": bad_submissions(partner, slug, bad_count),
+            (CATALOG_SESSIONS, sessions, [catalog_group(prefix), f"{prefix}notifications"]),
+            (REGISTRATION_OUTCOMES, outcomes, [f"{prefix}notifications"]),
+            (REGISTRATION_REGISTRANTS, registrants, [f"{prefix}notifications"]),
+        ):
+            records, ids = _valid_records(list(events))
+            plan[spec.name] = {
+                "spec": spec,
+                "records": records,
+                "ids": ids,
+                "consumers": consumers,
+                "bad": bad_inputs(events[0], bad_count),
             }
+        signed = [signed_message(partner, s, producer="reliability") for s in submissions]
+        plan[REGISTRATION_SUBMISSIONS.name] = {
+            "spec": REGISTRATION_SUBMISSIONS,
+            "records": [(m.key, m.value, list(m.headers)) for m in signed],
+            "ids": [m.event_id for m in signed],
+            "consumers": [submissions_group(prefix)],
+            "bad": bad_submissions(partner, slug, bad_count),
+        }
 
-            bad_offsets: dict[str, dict[tuple[int, int], BadInput]] = {}
+        bad_offsets: dict[str, dict[tuple[int, int], BadInput]] = {}
 
-            async def send(name: str, seed: int) -> None:
-                item = plan[name]
-                mixed = interleave(item["records"], item["bad"], seed=seed)
-                sent = await platform.produce(
-                    bootstrap, item["spec"].full_name(prefix), [r for r, _ in mixed]
-                )
-                bad_offsets[name] = {
-                    at: bad for at, (_, bad) in zip(sent, mixed, strict=True) if bad
-                }
+        async def send(name: str, seed: int) -> None:
+            item = plan[name]
+            mixed = interleave(item["records"], item["bad"], seed=seed)
+            sent = await platform.produce(
+                bootstrap, item["spec"].full_name(prefix), [r for r, _ in mixed]
+            )
+            bad_offsets[name] = {at: bad for at, (_, bad) in zip(sent, mixed, strict=True) if bad}
 
-            await asyncio.gather(*(send(name, seed) for seed, name in enumerate(plan)))
+        await asyncio.gather(*(send(name, seed) for seed, name in enumerate(plan)))
 
-            groups: dict[str, list[str]] = {}
+        groups: dict[str, list[str]] = {}
+        for item in plan.values():
+            for consumer in item["consumers"]:
+                groups.setdefault(consumer, []).append(item["spec"].full_name(prefix))
+
+        def owner(consumer: str) -> str:
+            return "registration" if "registration." in consumer else "notifications"
+
+        async def unapplied() -> int:
+            missing = 0
             for item in plan.values():
                 for consumer in item["consumers"]:
-                    groups.setdefault(consumer, []).append(item["spec"].full_name(prefix))
+                    done = await platform.applied_ids(dsns[owner(consumer)], consumer, item["ids"])
+                    missing += len(item["ids"]) - len(done)
+            return missing
 
-            def owner(consumer: str) -> str:
-                return "registration" if "registration." in consumer else "notifications"
-
-            async def unapplied() -> int:
-                missing = 0
-                for item in plan.values():
-                    for consumer in item["consumers"]:
-                        done = await platform.applied_ids(
-                            dsns[owner(consumer)], consumer, item["ids"]
-                        )
-                        missing += len(item["ids"]) - len(done)
-                return missing
-
-            async def lag() -> int:
-                return sum(
-                    [
-                        await platform.committed_lag(bootstrap, group, topics)
-                        for group, topics in groups.items()
-                    ]
-                )
-
-            async def dead_letters() -> dict[str, list[DeadLetter]]:
-                return {
-                    name: await platform.dead_letters_on(
-                        bootstrap, item["spec"].full_dlq_name(prefix)
-                    )
-                    for name, item in plan.items()
-                }
-
-            expected_letters = sum(len(i["bad"]) * len(i["consumers"]) for i in plan.values())
-
-            async def everything_settled() -> bool:
-                if await unapplied():
-                    return False
-                found = sum(len(v) for v in (await dead_letters()).values())
-                return found >= expected_letters and await lag() == 0
-
-            settled_s = await platform.settles(everything_settled, timeout_s=240)
-            lost = await unapplied()
-            final_lag = await lag()
-            retries = {name: s.retries() for name, s in services.items()}
-            received = {name: s.received() for name, s in services.items()}
-            letters = await dead_letters()
-
-            # The DLQ as an operator works it: list, show, then re-drive a fixed message twice.
-            sessions_dlq = CATALOG_SESSIONS.full_dlq_name(prefix)
-            common = ["--bootstrap", bootstrap, "--data-dir", str(tmp_path / "cli")]
-            listed = await cli("dlq", "list", sessions_dlq, "--json", *common)
-            assert listed.returncode == 0, listed.stderr
-            rows = json.loads(listed.stdout)
-            fixable = next(
-                r
-                for r in rows
-                if r["consumer_group"] == catalog_group(prefix)
-                and (
-                    bad_offsets[CATALOG_SESSIONS.name][
-                        (r["source_partition"], r["source_offset"])
-                    ].kind
-                    == "missing_field"
-                )
-            )
-            shown = await cli("dlq", "show", sessions_dlq, str(fixable["offset"]), *common)
-            assert shown.returncode == 0, shown.stderr
-            assert "dlq.error_message" in shown.stdout
-            broken = next(
-                d for d in letters[CATALOG_SESSIONS.name] if d.offset == fixable["offset"]
-            )
-            broken_id = uuid.UUID(json.loads(broken.value)["event_id"])
-            repaired = platform.session_scheduled(uuid.uuid4(), capacity=10)
-            fixed = Envelope.wrap(repaired, producer="catalog", event_id=broken_id).to_bytes()
-            (tmp_path / "fixed.json").write_bytes(fixed)
-            catalog_runners = [
-                r
-                for s in services.values()
-                for r in s.runners
-                if "catalog" in r.name or r.name.endswith("notifications")
-            ]
-            duplicates_before = sum(r.stats.duplicates for r in catalog_runners)
-            for _ in range(2):  # the second re-drive must change nothing
-                redriven = await cli(
-                    "dlq",
-                    "redrive",
-                    sessions_dlq,
-                    "--offset",
-                    str(fixable["offset"]),
-                    "--from-file",
-                    str(tmp_path / "fixed.json"),
-                    *common,
-                )
-                assert redriven.returncode == 0, redriven.stderr
-                assert "re-drove 1 message(s)" in redriven.stdout
-
-            def repeats() -> int:
-                return int(sum(r.stats.duplicates for r in catalog_runners) - duplicates_before)
-
-            async def fixed_applied_and_repeat_skipped() -> bool:
-                applied = [
-                    await platform.applied_ids(
-                        dsns["registration"], catalog_group(prefix), [broken_id]
-                    ),
-                    await platform.applied_ids(
-                        dsns["notifications"], f"{prefix}notifications", [broken_id]
-                    ),
+        async def lag() -> int:
+            return sum(
+                [
+                    await platform.committed_lag(bootstrap, group, topics)
+                    for group, topics in groups.items()
                 ]
-                return all(applied) and repeats() >= 2
-
-            await platform.settles(fixed_applied_and_repeat_skipped, timeout_s=60)
-            stored = await platform.fetchval(
-                dsns["registration"],
-                "SELECT count(*) FROM sessions WHERE session_id = $1",
-                repaired.session_id,
             )
-            skipped = repeats()
+
+        async def dead_letters() -> dict[str, list[DeadLetter]]:
+            return {
+                name: await platform.dead_letters_on(bootstrap, item["spec"].full_dlq_name(prefix))
+                for name, item in plan.items()
+            }
+
+        expected_letters = sum(len(i["bad"]) * len(i["consumers"]) for i in plan.values())
+
+        async def everything_settled() -> bool:
+            if await unapplied():
+                return False
+            found = sum(len(v) for v in (await dead_letters()).values())
+            return found >= expected_letters and await lag() == 0
+
+        settled_s = await platform.settles(everything_settled, timeout_s=240)
+        lost = await unapplied()
+        final_lag = await lag()
+        retries = {name: s.retries() for name, s in services.items()}
+        received = {name: s.received() for name, s in services.items()}
+        letters = await dead_letters()
+
+        # The DLQ as an operator works it: list, show, then re-drive a fixed message twice.
+        sessions_dlq = CATALOG_SESSIONS.full_dlq_name(prefix)
+        common = ["--bootstrap", bootstrap, "--data-dir", str(tmp_path / "cli")]
+        listed = await cli("dlq", "list", sessions_dlq, "--json", *common)
+        assert listed.returncode == 0, listed.stderr
+        rows = json.loads(listed.stdout)
+        fixable = next(
+            r
+            for r in rows
+            if r["consumer_group"] == catalog_group(prefix)
+            and (
+                bad_offsets[CATALOG_SESSIONS.name][(r["source_partition"], r["source_offset"])].kind
+                == "missing_field"
+            )
+        )
+        shown = await cli("dlq", "show", sessions_dlq, str(fixable["offset"]), *common)
+        assert shown.returncode == 0, shown.stderr
+        assert "dlq.error_message" in shown.stdout
+        broken = next(d for d in letters[CATALOG_SESSIONS.name] if d.offset == fixable["offset"])
+        broken_id = uuid.UUID(json.loads(broken.value)["event_id"])
+        repaired = platform.session_scheduled(uuid.uuid4(), capacity=10)
+        fixed = Envelope.wrap(repaired, producer="catalog", event_id=broken_id).to_bytes()
+        (tmp_path / "fixed.json").write_bytes(fixed)
+        catalog_runners = [
+            r
+            for s in services.values()
+            for r in s.runners
+            if "catalog" in r.name or r.name.endswith("notifications")
+        ]
+        duplicates_before = sum(r.stats.duplicates for r in catalog_runners)
+        for _ in range(2):  # the second re-drive must change nothing
+            redriven = await cli(
+                "dlq",
+                "redrive",
+                sessions_dlq,
+                "--offset",
+                str(fixable["offset"]),
+                "--from-file",
+                str(tmp_path / "fixed.json"),
+                *common,
+            )
+            assert redriven.returncode == 0, redriven.stderr
+            assert "re-drove 1 message(s)" in redriven.stdout
+
+        def repeats() -> int:
+            return int(sum(r.stats.duplicates for r in catalog_runners) - duplicates_before)
+
+        async def fixed_applied_and_repeat_skipped() -> bool:
+            applied = [
+                await platform.applied_ids(
+                    dsns["registration"], catalog_group(prefix), [broken_id]
+                ),
+                await platform.applied_ids(
+                    dsns["notifications"], f"{prefix}notifications", [broken_id]
+                ),
+            ]
+            return all(applied) and repeats() >= 2
+
+        await platform.settles(fixed_applied_and_repeat_skipped, timeout_s=60)
+        stored = await platform.fetchval(
+            dsns["registration"],
+            "SELECT count(*) FROM sessions WHERE session_id = $1",
+            repaired.session_id,
+        )
+        skipped = repeats()
 
         # Every bad record is in its topic's DLQ once per consumer group, with error headers.
         missing_letters = extra_letters = missing_headers = 0

@@ -65,117 +65,96 @@ async def test_postgres_away_for_ten_seconds_mid_burst_loses_nothing(
     campaign = platform.campaign_published(slug)
     session = platform.session_scheduled(campaign.campaign_id, capacity=total // 4)
 
-    async with (
-        platform.service_databases(
-            infrastructure, unique, ("registration", "notifications")
-        ) as dsns,
-        platform.mail_sink(tmp_path / "mail") as sink,
-    ):
-        await platform.migrated(dsns["registration"], "registration")
-        partner = await platform.partner_account(dsns["registration"], slug)
-        await platform.publish_events(bootstrap, prefix, [campaign, session])
-        apps = {
-            "registration": platform.registration(
-                platform.registration_settings(infrastructure, dsns["registration"], prefix)
-            ),
-            "notifications": platform.notifications(
-                platform.notifications_settings(
-                    infrastructure,
-                    dsns["notifications"],
-                    prefix,
-                    sink,
-                    retry_max_attempts=20,
-                    # Rows claimed for sending when the database went away are settled once
-                    # their lease runs out (default 300 s): short here, see docs/reliability.md.
-                    sending_lease_s=2.0,
-                )
-            ),
-        }
-        async with platform.running(**apps) as services:
+    async with platform.registration_and_notifications(
+        infrastructure,
+        unique,
+        prefix,
+        tmp_path / "mail",
+        campaign,
+        session,
+        retry_max_attempts=20,
+        # Rows claimed for sending when the database went away are settled once their lease
+        # runs out (default 300 s): short here, see docs/reliability.md.
+        sending_lease_s=2.0,
+    ) as week:
+        dsns, sink, partner, services = week.dsns, week.sink, week.partner, week.services
+        people = [
+            platform.submission(
+                partner.partner_id, slug, session_ids=[session.session_id], invitations=True
+            )
+            for _ in range(total)
+        ]
+        outage: dict[str, float] = {}
+        statuses_during: Counter[int | str] = Counter()
+        committed: list[int] = []
+        ready_during: list[int] = []
+        published, published_at_stop = [0], []
 
-            async def known() -> bool:
-                query = "SELECT count(*) FROM sessions WHERE session_id = $1"
-                found = await platform.fetchval(dsns["registration"], query, session.session_id)
-                return bool(found)
+        async def burst() -> None:
+            """Submissions over Kafka at a steady pace across the outage."""
+            chunk = max(1, total // 40)
+            async with KafkaPartner(
+                partner, bootstrap_servers=bootstrap, topic_prefix=prefix
+            ) as kafka:
+                for start in range(0, total, chunk):
+                    published[0] += await kafka.publish(
+                        signed_message(partner, p, producer="partner")
+                        for p in people[start : start + chunk]
+                    )
+                    await asyncio.sleep(0.4)
 
-            await platform.wait_until(known, what="the session in the read model")
-            people = [
-                platform.submission(
-                    partner.partner_id, slug, session_ids=[session.session_id], invitations=True
-                )
-                for _ in range(total)
-            ]
-            outage: dict[str, float] = {}
-            statuses_during: Counter[int | str] = Counter()
-            committed: list[int] = []
-            ready_during: list[int] = []
-            published, published_at_stop = [0], []
-
-            async def burst() -> None:
-                """Submissions over Kafka at a steady pace across the outage."""
-                chunk = max(1, total // 40)
-                async with KafkaPartner(
-                    partner, bootstrap_servers=bootstrap, topic_prefix=prefix
-                ) as kafka:
-                    for start in range(0, total, chunk):
-                        published[0] += await kafka.publish(
-                            signed_message(partner, p, producer="partner")
-                            for p in people[start : start + chunk]
-                        )
-                        await asyncio.sleep(0.4)
-
-            async def take_postgres_away() -> None:
-                await asyncio.sleep(3.0)
-                committed.append(await _submissions_committed(bootstrap, prefix))
-                outage["stopped"] = time.monotonic()
-                published_at_stop.append(published[0])
-                await platform.in_infra_thread(stop_pg)
-                await asyncio.sleep(1.0)
-                committed.append(await _submissions_committed(bootstrap, prefix))
-                # Readiness says so; and a partner calling the API meanwhile (its answer is
-                # test_the_partner_api_answers_503_while_postgres_is_away's business).
-                client = services["registration"].client
-                ready_during.append((await client.get("/ready")).status_code)
-                for _ in range(3):
-                    try:
-                        response = await client.post(
-                            "/v1/registrations",
-                            json=http_submission(platform.submission(partner.partner_id, slug)),
-                            headers={"Authorization": f"Bearer {partner.api_key}"},
-                        )
-                        statuses_during[response.status_code] += 1
-                    except Exception as exc:  # an unhandled error escaping the app
-                        statuses_during[type(exc).__name__] += 1
-                    await asyncio.sleep(0.5)
-                remaining = outage_s - (time.monotonic() - outage["stopped"])
-                await asyncio.sleep(max(0.0, remaining - 1.0))
-                committed.append(await _submissions_committed(bootstrap, prefix))
-                await platform.in_infra_thread(start_pg)
-                outage["started"] = time.monotonic()
-
-            await asyncio.gather(burst(), take_postgres_away())
-
-            async def all_decided() -> bool:
-                count = await platform.fetchval(
-                    dsns["registration"], "SELECT count(*) FROM submissions"
-                )
-                return bool(count == total)
-
-            decided_s = await platform.settles(all_decided, timeout_s=180)
-            recovered_s = time.monotonic() - outage["started"]
-
-            async def all_mailed() -> bool:
-                rows = await platform.fetch(
-                    dsns["notifications"],
-                    "SELECT count(*) AS n FROM deliveries WHERE kind = 'signup_welcome' "
-                    "AND state = 'sent'",
-                )
-                return bool(rows[0]["n"] == total)
-
-            mailed_s = await platform.settles(all_mailed, timeout_s=120)
+        async def take_postgres_away() -> None:
+            await asyncio.sleep(3.0)
+            committed.append(await _submissions_committed(bootstrap, prefix))
+            outage["stopped"] = time.monotonic()
+            published_at_stop.append(published[0])
+            await platform.in_infra_thread(stop_pg)
             await asyncio.sleep(1.0)
-            retries = {name: s.retries() for name, s in services.items()}
-            ready = (await services["registration"].client.get("/ready")).status_code
+            committed.append(await _submissions_committed(bootstrap, prefix))
+            # Readiness says so; and a partner calling the API meanwhile (its answer is
+            # test_the_partner_api_answers_503_while_postgres_is_away's business).
+            client = services["registration"].client
+            ready_during.append((await client.get("/ready")).status_code)
+            for _ in range(3):
+                try:
+                    response = await client.post(
+                        "/v1/registrations",
+                        json=http_submission(platform.submission(partner.partner_id, slug)),
+                        headers={"Authorization": f"Bearer {partner.api_key}"},
+                    )
+                    statuses_during[response.status_code] += 1
+                except Exception as exc:  # an unhandled error escaping the app
+                    statuses_during[type(exc).__name__] += 1
+                await asyncio.sleep(0.5)
+            remaining = outage_s - (time.monotonic() - outage["stopped"])
+            await asyncio.sleep(max(0.0, remaining - 1.0))
+            committed.append(await _submissions_committed(bootstrap, prefix))
+            await platform.in_infra_thread(start_pg)
+            outage["started"] = time.monotonic()
+
+        await asyncio.gather(burst(), take_postgres_away())
+
+        async def all_decided() -> bool:
+            count = await platform.fetchval(
+                dsns["registration"], "SELECT count(*) FROM submissions"
+            )
+            return bool(count == total)
+
+        decided_s = await platform.settles(all_decided, timeout_s=180)
+        recovered_s = time.monotonic() - outage["started"]
+
+        async def all_mailed() -> bool:
+            rows = await platform.fetch(
+                dsns["notifications"],
+                "SELECT count(*) AS n FROM deliveries WHERE kind = 'signup_welcome' "
+                "AND state = 'sent'",
+            )
+            return bool(rows[0]["n"] == total)
+
+        mailed_s = await platform.settles(all_mailed, timeout_s=120)
+        await asyncio.sleep(1.0)
+        retries = {name: s.retries() for name, s in services.items()}
+        ready = (await services["registration"].client.get("/ready")).status_code
         decisions = await platform.fetch(
             dsns["registration"],
             "SELECT submission_id FROM submissions WHERE partner_id = $1",

@@ -139,88 +139,63 @@ async def _erasure_flow(
     slug = f"week-{unique}"
     campaign = platform.campaign_published(slug).model_copy(update={"questions": (QUESTION,)})
     session = platform.session_scheduled(campaign.campaign_id, capacity=10)
-    async with (
-        platform.service_databases(
-            infrastructure, unique, ("registration", "notifications")
-        ) as dsns,
-        platform.mail_sink(tmp_path / "mail") as sink,
-    ):
-        await platform.migrated(dsns["registration"], "registration")
-        partner = await platform.partner_account(dsns["registration"], slug)
-        await platform.publish_events(bootstrap, prefix, [campaign, session])
-        apps = {
-            "registration": platform.registration(
-                platform.registration_settings(infrastructure, dsns["registration"], prefix)
-            ),
-            "notifications": platform.notifications(
-                platform.notifications_settings(infrastructure, dsns["notifications"], prefix, sink)
-            ),
-        }
-        async with platform.running(**apps) as services:
-
-            async def known() -> bool:
-                query = "SELECT count(*) FROM sessions WHERE session_id = $1"
-                found = await platform.fetchval(dsns["registration"], query, session.session_id)
-                return bool(found)
-
-            await platform.wait_until(known, what="the session in the read model")
-            person, secrets = _person(partner, slug, session.session_id, "erased")
-            bystander, kept_secrets = _person(partner, slug, session.session_id, "stays")
-            client = services["registration"].client
-            auth = {"Authorization": f"Bearer {partner.api_key}"}
-            # Over HTTP (the person) and Kafka (the bystander, and the person again); and a
-            # submission of the person's that is invalid, so dead-lettered.
-            answer = await client.post(
-                "/v1/registrations?wait=5s",
-                json=http_submission(person),
-                headers={**auth, "Idempotency-Key": person.submission_id},
+    async with platform.registration_and_notifications(
+        infrastructure, unique, prefix, tmp_path / "mail", campaign, session
+    ) as week:
+        dsns, partner, services = week.dsns, week.partner, week.services
+        person, secrets = _person(partner, slug, session.session_id, "erased")
+        bystander, kept_secrets = _person(partner, slug, session.session_id, "stays")
+        client = services["registration"].client
+        auth = {"Authorization": f"Bearer {partner.api_key}"}
+        # Over HTTP (the person) and Kafka (the bystander, and the person again); and a
+        # submission of the person's that is invalid, so dead-lettered.
+        answer = await client.post(
+            "/v1/registrations?wait=5s",
+            json=http_submission(person),
+            headers={**auth, "Idempotency-Key": person.submission_id},
+        )
+        assert answer.status_code == 200, answer.text
+        again = person.model_copy(update={"submission_id": f"{person.submission_id}-k"})
+        async with KafkaPartner(partner, bootstrap_servers=bootstrap, topic_prefix=prefix) as kafka:
+            await kafka.publish(
+                [
+                    signed_message(partner, bystander, producer="partner"),
+                    signed_message(partner, again, producer="partner"),
+                    _invalid(partner, slug, secrets["email"], keyed=not unkeyed_dead_letter),
+                ]
             )
-            assert answer.status_code == 200, answer.text
-            again = person.model_copy(update={"submission_id": f"{person.submission_id}-k"})
-            async with KafkaPartner(
-                partner, bootstrap_servers=bootstrap, topic_prefix=prefix
-            ) as kafka:
-                await kafka.publish(
-                    [
-                        signed_message(partner, bystander, producer="partner"),
-                        signed_message(partner, again, producer="partner"),
-                        _invalid(partner, slug, secrets["email"], keyed=not unkeyed_dead_letter),
-                    ]
-                )
 
-            async def mailed() -> bool:
-                rows = await platform.fetch(
-                    dsns["notifications"],
-                    "SELECT count(*) AS n FROM deliveries WHERE state = 'sent'",
-                )
-                decided = await platform.fetchval(
-                    dsns["registration"], "SELECT count(*) FROM submissions"
-                )
-                dead = await platform.fetchval(
-                    dsns["registration"],
-                    "SELECT count(*) FROM outbox WHERE event_type = 'DeadLetter'",
-                )
-                return bool(rows[0]["n"] >= 4 and decided >= 3 and dead >= 1)
-
-            await platform.wait_until(mailed, timeout_s=60, what="both people mailed")
-            erased = await client.post(
-                "/v1/erasures", json={"email": secrets["email"]}, headers=auth
+        async def mailed() -> bool:
+            rows = await platform.fetch(
+                dsns["notifications"],
+                "SELECT count(*) AS n FROM deliveries WHERE state = 'sent'",
             )
-            assert erased.status_code == 200, erased.text
-            registrant_id = uuid.UUID(erased.json()["registrant_id"])
-
-            async def erased_everywhere() -> bool:
-                gone = await platform.fetchval(
-                    dsns["notifications"],
-                    "SELECT count(*) FROM erased_recipients WHERE recipient_id = $1",
-                    registrant_id,
-                )
-                return bool(gone)
-
-            await platform.wait_until(erased_everywhere, timeout_s=60, what="erasure applied")
-            await platform.wait_until(
-                lambda: _outbox_sent(dsns["registration"]), timeout_s=30, what="outbox sent"
+            decided = await platform.fetchval(
+                dsns["registration"], "SELECT count(*) FROM submissions"
             )
+            dead = await platform.fetchval(
+                dsns["registration"],
+                "SELECT count(*) FROM outbox WHERE event_type = 'DeadLetter'",
+            )
+            return bool(rows[0]["n"] >= 4 and decided >= 3 and dead >= 1)
+
+        await platform.wait_until(mailed, timeout_s=60, what="both people mailed")
+        erased = await client.post("/v1/erasures", json={"email": secrets["email"]}, headers=auth)
+        assert erased.status_code == 200, erased.text
+        registrant_id = uuid.UUID(erased.json()["registrant_id"])
+
+        async def erased_everywhere() -> bool:
+            gone = await platform.fetchval(
+                dsns["notifications"],
+                "SELECT count(*) FROM erased_recipients WHERE recipient_id = $1",
+                registrant_id,
+            )
+            return bool(gone)
+
+        await platform.wait_until(erased_everywhere, timeout_s=60, what="erasure applied")
+        await platform.wait_until(
+            lambda: _outbox_sent(dsns["registration"]), timeout_s=30, what="outbox sent"
+        )
 
         person_needles, bystander_needles = _needles(secrets), _needles(kept_secrets)
         found: dict[str, list[str]] = {}
@@ -296,79 +271,58 @@ async def test_no_log_line_holds_the_personal_data_of_a_busy_day(
     session = platform.session_scheduled(campaign.campaign_id, capacity=2)
     debug = LoggingSettings(format="json", level="DEBUG")
     used: set[str] = set()
-    async with (
-        platform.service_databases(
-            infrastructure, unique, ("registration", "notifications")
-        ) as dsns,
-        platform.mail_sink(tmp_path / "mail") as sink,
-    ):
-        await platform.migrated(dsns["registration"], "registration")
-        partner = await platform.partner_account(dsns["registration"], slug)
-        await platform.publish_events(bootstrap, prefix, [campaign, session])
-        apps = {
-            "registration": platform.registration(
-                platform.registration_settings(
-                    infrastructure, dsns["registration"], prefix, logging=debug
-                )
-            ),
-            "notifications": platform.notifications(
-                platform.notifications_settings(
-                    infrastructure, dsns["notifications"], prefix, sink, logging=debug
-                )
-            ),
-        }
+    async with platform.registration_and_notifications(
+        infrastructure,
+        unique,
+        prefix,
+        tmp_path / "mail",
+        campaign,
+        session,
+        registration_overrides={"logging": debug},
+        logging=debug,
+    ) as week:
+        sink, partner, services = week.sink, week.partner, week.services
+        dsns = week.dsns
         people = [_person(partner, slug, session.session_id, f"day{i}") for i in range(8)]
         for _, secrets in people:
             used.update(secrets.values())
         await platform.add_fault(sink, recipient=people[0][1]["email"], code=550, times=None)
         await platform.add_fault(sink, recipient=people[1][1]["email"], code=451, times=2)
-        async with platform.running(**apps) as services:
-
-            async def known() -> bool:
-                query = "SELECT count(*) FROM sessions WHERE session_id = $1"
-                found = await platform.fetchval(dsns["registration"], query, session.session_id)
-                return bool(found)
-
-            await platform.wait_until(known, what="the session in the read model")
-            client = services["registration"].client
-            auth = {"Authorization": f"Bearer {partner.api_key}"}
-            for submission, _ in people[:3]:
-                await client.post(
-                    "/v1/registrations", json=http_submission(submission), headers=auth
-                )
-            batch = [http_submission(s) for s, _ in people[3:5]]
-            broken = http_submission(people[5][0])
-            broken["registrant"]["email"] = "not an address " + people[5][1]["email"]
-            batch.append(broken)
-            await client.post("/v1/registrations/batch", json={"submissions": batch}, headers=auth)
-            async with KafkaPartner(
-                partner, bootstrap_servers=bootstrap, topic_prefix=prefix
-            ) as kafka:
-                await kafka.publish(
-                    [
-                        *(signed_message(partner, s, producer="partner") for s, _ in people[5:]),
-                        _invalid(partner, slug, people[6][1]["email"], keyed=True),
-                    ]
-                )
-
-            async def settled() -> bool:
-                decided = await platform.fetchval(
-                    dsns["registration"], "SELECT count(*) FROM submissions"
-                )
-                rows = await platform.fetch(
-                    dsns["notifications"],
-                    "SELECT count(*) AS n FROM deliveries WHERE state IN ('sent', 'failed')",
-                )
-                return bool(decided >= 8 and rows[0]["n"] >= 10)
-
-            await platform.wait_until(settled, timeout_s=90, what="the day's work done")
-            await client.get(f"/v1/registrations/{people[2][0].submission_id}", headers=auth)
-            await client.post("/v1/erasures", json={"email": people[3][1]["email"]}, headers=auth)
-            await client.post("/v1/erasures", json={"email": "nobody@school.example"}, headers=auth)
-            await platform.wait_until(
-                lambda: _outbox_sent(dsns["registration"]), timeout_s=30, what="outbox sent"
+        client = services["registration"].client
+        auth = {"Authorization": f"Bearer {partner.api_key}"}
+        for submission, _ in people[:3]:
+            await client.post("/v1/registrations", json=http_submission(submission), headers=auth)
+        batch = [http_submission(s) for s, _ in people[3:5]]
+        broken = http_submission(people[5][0])
+        broken["registrant"]["email"] = "not an address " + people[5][1]["email"]
+        batch.append(broken)
+        await client.post("/v1/registrations/batch", json={"submissions": batch}, headers=auth)
+        async with KafkaPartner(partner, bootstrap_servers=bootstrap, topic_prefix=prefix) as kafka:
+            await kafka.publish(
+                [
+                    *(signed_message(partner, s, producer="partner") for s, _ in people[5:]),
+                    _invalid(partner, slug, people[6][1]["email"], keyed=True),
+                ]
             )
-        out, err = capfd.readouterr()
+
+        async def settled() -> bool:
+            decided = await platform.fetchval(
+                dsns["registration"], "SELECT count(*) FROM submissions"
+            )
+            rows = await platform.fetch(
+                dsns["notifications"],
+                "SELECT count(*) AS n FROM deliveries WHERE state IN ('sent', 'failed')",
+            )
+            return bool(decided >= 8 and rows[0]["n"] >= 10)
+
+        await platform.wait_until(settled, timeout_s=90, what="the day's work done")
+        await client.get(f"/v1/registrations/{people[2][0].submission_id}", headers=auth)
+        await client.post("/v1/erasures", json={"email": people[3][1]["email"]}, headers=auth)
+        await client.post("/v1/erasures", json={"email": "nobody@school.example"}, headers=auth)
+        await platform.wait_until(
+            lambda: _outbox_sent(dsns["registration"]), timeout_s=30, what="outbox sent"
+        )
+    out, err = capfd.readouterr()
     found = logscan.scan([err], used | platform.PERSONAL_DATA)
     plain = [v for v in used if v.lower() in err.lower()]  # free text too, not only patterns
     print(out, end="")
