@@ -282,17 +282,6 @@ async def test_webhooks_are_retried_with_backoff_the_same_event_id_and_a_valid_s
     assert all(r["attempts"] == 4 for r in ledger), [r["attempts"] for r in ledger]
 
 
-ORDER_BUG = (
-    "BUG (notifications sender): deliveries are claimed by due_at alone; nothing holds a "
-    "registration's later mail while an earlier one is waiting for a retry, in doubt, or "
-    "'sending' on an instance that died. A confirmation answered 451 once (retried after "
-    "SOLIDARITY_RETRY_BASE_S, 30 s by default; 4 s here) arrives after the reminder that fell "
-    "due meanwhile; a confirmation left 'sending' by a SIGKILLed instance waits for its lease "
-    "(300 s by default) the same way."
-)
-
-
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=ORDER_BUG)
 async def test_a_registrations_mails_stay_in_order_when_its_confirmation_is_retried(
     infrastructure: Infrastructure, registry_topics: str, unique: str, tmp_path: Path
 ) -> None:

@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from email.message import EmailMessage
 from typing import Any
 
 from solidarity.notifications.domain.model import Delivery, DeliveryKind, Purpose, message_id
@@ -17,6 +16,7 @@ from solidarity.notifications.service_layer.ports import (
     PlannedDelivery,
     PlanningLocks,
     SessionState,
+    Settlement,
 )
 from solidarity.shared.contracts.envelope import Event
 from solidarity.shared.contracts.events.catalog import (
@@ -35,16 +35,16 @@ class FakeMailer:
 
     def __init__(self, script: Mapping[str, Sequence[SendOutcome]] | None = None) -> None:
         self._script = {k: list(v) for k, v in (script or {}).items()}
-        self.sent: list[EmailMessage] = []
+        self.sent: list[bytes] = []
         self.attempts: list[str] = []
         self.closed = False
 
-    async def send(self, message: EmailMessage, *, sender: str, recipient: str) -> SendOutcome:
+    async def send(self, data: bytes, *, sender: str, recipient: str) -> SendOutcome:
         self.attempts.append(recipient)
         queue = self._script.get(recipient)
         outcome = queue.pop(0) if queue else SendOutcome.sent()
         if outcome.kind in ("sent", "unknown"):
-            self.sent.append(message)
+            self.sent.append(data)
         return outcome
 
     async def close(self) -> None:
@@ -67,6 +67,7 @@ class FakeLedger:
         self.rows: dict[uuid.UUID, LedgerRow] = {}
         self.work: dict[uuid.UUID, ClaimedWork] = {}
         self.events: list[Event] = []
+        self.settle_calls = 0
         for item in work:
             self.add(item)
 
@@ -91,6 +92,23 @@ class FakeLedger:
             if len(claimed) == limit:
                 break
         return claimed
+
+    async def settle(self, settlements: Sequence[Settlement], *, now: datetime) -> set[uuid.UUID]:
+        """One transaction in the real ledger: here, each outcome in turn."""
+        self.settle_calls += 1
+        settled: set[uuid.UUID] = set()
+        for s in settlements:
+            allowed = ("sending", "unknown") if s.state == "sent" else ("sending",)
+            row = self._move(s.delivery, allowed, s.state)
+            if row is None:
+                continue
+            settled.add(s.delivery.delivery_id)
+            row.last_error = s.reason
+            if s.due_at is not None:
+                row.due_at = s.due_at
+            if s.event is not None:
+                self.events.append(s.event)
+        return settled
 
     def _move(self, delivery: Delivery, allowed: tuple[str, ...], state: str) -> LedgerRow | None:
         row = self.rows.get(delivery.delivery_id)

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import icalendar
 import pytest
 
-from solidarity.notifications.adapters.rendering import RenderedEmail
+from solidarity.notifications.adapters.rendering import MessageRenderer, RenderedEmail, Sender
 from solidarity.notifications.adapters.tokens import TokenSigner
 from solidarity.notifications.domain.model import DeliveryKind
 from tests.unit.notifications import examples
@@ -27,8 +27,7 @@ def render(kind: DeliveryKind, **changes: object) -> RenderedEmail:
 
 def wire_copy(rendered: RenderedEmail) -> EmailMessage:
     """The message as it goes over SMTP, parsed back as a mail client would."""
-    raw = rendered.message.as_bytes(policy=rendered.message.policy.clone(linesep="\r\n"))
-    parsed = message_from_bytes(raw, policy=policy.default)
+    parsed = message_from_bytes(rendered.data, policy=policy.default)
     assert isinstance(parsed, EmailMessage)
     return parsed
 
@@ -182,3 +181,60 @@ def test_the_welcome_lists_focus_days_and_the_guide_for_the_role() -> None:
     assert "Educator Guide" in educator.text
     assert "Student Guide" not in educator.html
     assert student.calendar is None
+
+
+def test_non_ascii_subjects_and_sender_names_are_encoded_and_read_back() -> None:
+    title = "Construir solidaridad: ¿qué sigue? — 日本語"
+    renderer = MessageRenderer(
+        signer=TokenSigner(examples.KEY),
+        public_base_url="https://notify.example.org",
+        sender=Sender(address="notifications@solidarity.example", name="Semana de Solidaridad ✊"),
+        domain="solidarity.local",
+    )
+    context = examples.context(
+        DeliveryKind.CONFIRMATION,
+        recipient=examples.person(locale="es", name="Zoë Ñúñez"),
+        session_view=examples.session(title=title),
+    )
+    rendered = renderer.render(context, now=NOW)
+    message = wire_copy(rendered)
+
+    assert rendered.data.isascii()
+    assert b"\n" not in rendered.data.replace(b"\r\n", b"")
+    assert str(message["Subject"]) == rendered.subject
+    assert title in rendered.subject
+    assert message["From"].addresses[0].display_name == "Semana de Solidaridad ✊"
+    assert message["From"].addresses[0].addr_spec == "notifications@solidarity.example"
+    assert message["To"] == "ada@school.example"
+    assert message["Content-Language"] == "es"
+    plain = message.get_body(preferencelist=("plain",))
+    assert plain is not None
+    assert "Zoë Ñúñez" in plain.get_content()
+    assert not [d for part in message.walk() for d in part.defects]
+
+
+def test_the_wire_copy_keeps_every_part_a_client_reads() -> None:
+    rendered = render(DeliveryKind.CONFIRMATION)
+    message = wire_copy(rendered)
+
+    assert message.get_content_type() == "multipart/mixed"
+    assert [p.get_content_type() for p in message.walk()] == [
+        "multipart/mixed",
+        "multipart/alternative",
+        "text/plain",
+        "text/html",
+        "text/calendar",
+        "application/ics",
+    ]
+    plain = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    assert plain is not None
+    assert html is not None
+    assert plain.get_content().replace("\r\n", "\n") == rendered.text
+    assert html.get_content().replace("\r\n", "\n") == rendered.html
+    assert rendered.calendar is not None
+    calendar = next(p for p in message.walk() if p.get_content_type() == "text/calendar")
+    assert calendar.get_payload(decode=True) == rendered.calendar
+    assert ics_of(message).to_ical() == icalendar.Calendar.from_ical(rendered.calendar).to_ical()
+    assert str(message["Message-ID"]).endswith("@solidarity.local>")
+    assert message["Auto-Submitted"] == "auto-generated"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
-from datetime import timedelta
-from email.message import EmailMessage
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -13,7 +13,7 @@ from solidarity.notifications.adapters.clock import SettableClock
 from solidarity.notifications.domain.model import DeliveryKind
 from solidarity.notifications.domain.outcomes import SendOutcome
 from solidarity.notifications.domain.schedule import RetryPolicy
-from solidarity.notifications.service_layer.ports import ClaimedWork, WebhookTarget
+from solidarity.notifications.service_layer.ports import ClaimedWork, Settlement, WebhookTarget
 from solidarity.notifications.service_layer.sender import DeliverySender, InDoubtReconciler
 from solidarity.shared.contracts.events.notifications import (
     NotificationFailedV1,
@@ -190,6 +190,106 @@ async def test_a_batch_is_sent_concurrently_and_each_once(clock: SettableClock) 
     assert counts == [10, 10, 5, 0]
     assert sorted(mailer.attempts) == sorted(f"p{i}@school.example" for i in range(25))
     assert len(ledger.events) == 25
+    assert ledger.settle_calls == 3, "each claimed batch is settled in one transaction"
+
+
+def batch_of(*recipients: str) -> list[ClaimedWork]:
+    works = []
+    for email in recipients:
+        work = confirmation(recipient=examples.person(email=email))
+        delivery = replace(work.delivery, delivery_id=uuid.uuid4())
+        assert work.context is not None
+        works.append(
+            ClaimedWork(delivery=delivery, context=replace(work.context, delivery=delivery))
+        )
+    return works
+
+
+async def test_a_batch_with_every_outcome_is_settled_at_once(clock: SettableClock) -> None:
+    sent, retried, refused, lost, opted = batch_of(
+        "sent@school.example",
+        "busy@school.example",
+        "refused@school.example",
+        "lost@school.example",
+        "opted@school.example",
+    )
+    assert opted.context is not None
+    opted_out = frozenset({opted.delivery.purpose.value})
+    opted = replace(opted, context=replace(opted.context, opted_out=opted_out))
+    ledger = FakeLedger([sent, retried, refused, lost, opted])
+    mailer = FakeMailer(
+        {
+            "busy@school.example": [SendOutcome.retry("smtp_451")],
+            "refused@school.example": [SendOutcome.permanent("smtp_550")],
+            "lost@school.example": [SendOutcome.unknown("smtp_lost_in_data_OSError")],
+        }
+    )
+    sender = make_sender(ledger, mailer, clock)
+
+    await sender.send_once()
+
+    assert ledger.settle_calls == 1
+    states = {
+        w.delivery.delivery_id: ledger.state(w.delivery.delivery_id) for w in ledger.work.values()
+    }
+    assert states == {
+        sent.delivery.delivery_id: "sent",
+        retried.delivery.delivery_id: "pending",
+        refused.delivery.delivery_id: "failed",
+        lost.delivery.delivery_id: "unknown",
+        opted.delivery.delivery_id: "dropped",
+    }
+    assert ledger.rows[retried.delivery.delivery_id].due_at == clock.now() + timedelta(seconds=60)
+    assert sorted(type(e).__name__ for e in ledger.events) == [
+        "NotificationFailedV1",
+        "NotificationSentV1",
+    ]
+    assert sender.stats.sent[("confirmation", "email")] == 1
+    assert sender.stats.retried[("confirmation", "email")] == 1
+    assert sender.stats.failed[("confirmation", "email", "permanent")] == 1
+    assert sender.stats.unknown["confirmation"] == 1
+    assert sender.stats.dropped["opted_out"] == 1
+
+
+class FailingSettleLedger(FakeLedger):
+    async def settle(self, settlements: Sequence[Settlement], *, now: datetime) -> set[uuid.UUID]:
+        raise ConnectionRefusedError("the database went away")
+
+
+async def test_a_batch_that_cannot_be_settled_stays_sending_for_the_reconciler(
+    clock: SettableClock,
+) -> None:
+    works = batch_of("a@school.example", "b@school.example")
+    ledger, mailer = FailingSettleLedger(works), FakeMailer()
+    sender = make_sender(ledger, mailer, clock)
+
+    assert await sender.send_once() == 2
+
+    assert [ledger.state(w.delivery.delivery_id) for w in works] == ["sending", "sending"]
+    assert len(mailer.sent) == 2, "sent once; the in-doubt policy decides, never a resend"
+    assert ledger.events == []
+    assert sum(sender.stats.sent.values()) == 0
+
+
+async def test_an_address_that_needs_smtputf8_fails_without_a_send(clock: SettableClock) -> None:
+    (work,) = batch_of("zoë@school.example")
+    ledger, mailer = FakeLedger([work]), FakeMailer()
+
+    await make_sender(ledger, mailer, clock).send_once()
+
+    assert ledger.state(work.delivery.delivery_id) == "failed"
+    assert ledger.rows[work.delivery.delivery_id].last_error == "unencodable_message"
+    assert mailer.attempts == []
+
+
+async def test_an_address_with_a_domain_outside_ascii_is_sent(clock: SettableClock) -> None:
+    (work,) = batch_of("ada@bücher.example")
+    ledger, mailer = FakeLedger([work]), FakeMailer()
+
+    await make_sender(ledger, mailer, clock).send_once()
+
+    assert ledger.state(work.delivery.delivery_id) == "sent"
+    assert len(mailer.attempts) == 1
 
 
 async def test_a_webhook_without_its_endpoint_is_dropped(clock: SettableClock) -> None:
@@ -310,10 +410,10 @@ async def test_a_live_senders_claims_are_left_alone(clock: SettableClock) -> Non
 
 
 class ExplodingMailer(FakeMailer):
-    async def send(self, message: EmailMessage, *, sender: str, recipient: str) -> SendOutcome:
+    async def send(self, data: bytes, *, sender: str, recipient: str) -> SendOutcome:
         if recipient == "boom@school.example":
             raise RuntimeError("a bug in a mail library")
-        return await super().send(message, sender=sender, recipient=recipient)
+        return await super().send(data, sender=sender, recipient=recipient)
 
 
 async def test_a_crash_on_one_delivery_leaves_it_in_flight_and_sends_the_others(

@@ -156,7 +156,10 @@ def create_app(
             REGISTRATION_REGISTRANTS.full_name(prefix),
             description="Catalog and registration events: read models and planned deliveries.",
         )
-        client = httpx.AsyncClient(timeout=settings.webhook_timeout_s)
+        # Closed by the runtime when the service stops (or at once, for the AsyncAPI document).
+        client = await runtime.resources.enter_async_context(
+            httpx.AsyncClient(timeout=settings.webhook_timeout_s)
+        )
         ledger = SqlDeliveryLedger(runtime.pool, runtime.outbox)
         sender = DeliverySender(
             ledger=ledger,
@@ -198,18 +201,15 @@ def create_app(
         )
 
         async def observe_queue(stop: asyncio.Event) -> None:
-            try:
-                while not stop.is_set():
-                    try:
-                        depth.update(await ledger.queue_depth(now=clock.now()))
-                    except TRANSIENT_DB_ERRORS as exc:
-                        log.warning("queue_depth_failed", error_type=type(exc).__name__)
-                    try:
-                        await asyncio.wait_for(stop.wait(), timeout=settings.metrics_refresh_s)
-                    except TimeoutError:
-                        continue
-            finally:
-                await client.aclose()
+            while not stop.is_set():
+                try:
+                    depth.update(await ledger.queue_depth(now=clock.now()))
+                except TRANSIENT_DB_ERRORS as exc:
+                    log.warning("queue_depth_failed", error_type=type(exc).__name__)
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=settings.metrics_refresh_s)
+                except TimeoutError:
+                    continue
 
         runtime.background.append(sender.run)
         runtime.background.append(reconciler.run)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from email.message import EmailMessage
 
 import aiosmtplib
 
+from solidarity.notifications.adapters.mime import UnencodableHeaderError, ascii_address
 from solidarity.notifications.domain.outcomes import SendOutcome, smtp_outcome
 from solidarity.shared.logging import get_logger
 
@@ -64,11 +64,11 @@ class SmtpMailer:
         with contextlib.suppress(Exception):
             client.close()
 
-    async def send(self, message: EmailMessage, *, sender: str, recipient: str) -> SendOutcome:
+    async def send(self, data: bytes, *, sender: str, recipient: str) -> SendOutcome:
+        """Send `data` (the whole message, CRLF line ends) to one recipient."""
         try:
-            data = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
-            recipient.encode("ascii")
-        except (UnicodeError, ValueError):
+            recipient = ascii_address(recipient)  # no SMTPUTF8: an IDN domain goes as punycode
+        except UnencodableHeaderError:
             return SendOutcome.permanent("unencodable_message")
         async with self._slots:
             for attempt in (1, 2):

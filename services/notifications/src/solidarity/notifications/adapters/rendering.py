@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from email import headerregistry, policy
-from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ from urllib.parse import urlencode
 
 import jinja2
 
+from solidarity.notifications.adapters import mime
 from solidarity.notifications.adapters.calendar import session_invite
 from solidarity.notifications.adapters.tokens import TokenSigner, UnsubscribeToken
 from solidarity.notifications.domain.model import (
@@ -53,28 +52,6 @@ _KIND_LABELS = {
 }
 
 
-class _CachedHeaderFactory:
-    """The standard header registry builds a new class for every header it makes (a third of
-    the time spent rendering a mail); build each header's class once."""
-
-    def __init__(self) -> None:
-        self._registry = headerregistry.HeaderRegistry()
-        self._classes: dict[str, Any] = {}
-
-    def __getitem__(self, name: str) -> Any:
-        key = name.lower()
-        cls = self._classes.get(key)
-        if cls is None:
-            cls = self._classes[key] = self._registry[name]
-        return cls
-
-    def __call__(self, name: str, value: Any) -> Any:
-        return self[name](name, value)
-
-
-# Headers are never folded into encoded words: a long List-Unsubscribe URL must stay readable
-# to mail clients (998 is SMTP's line limit). Bodies are quoted-printable, so no line is long.
-MAIL_POLICY = policy.default.clone(max_line_length=998, header_factory=_CachedHeaderFactory())
 _BLANK_LINES = re.compile(r"\n{3,}")
 
 _NEUTRAL_CALENDAR_TITLE = {"en": "Scheduled event", "es": "Evento programado"}
@@ -96,7 +73,7 @@ class Sender:
 
 @dataclass(frozen=True, slots=True)
 class RenderedEmail:
-    message: EmailMessage
+    data: bytes  # the message as it goes over SMTP (see `adapters.mime`)
     subject: str
     text: str
     html: str
@@ -106,6 +83,8 @@ class RenderedEmail:
 def template_environment(directory: Path = TEMPLATES_DIR) -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(directory),
+        # The templates ship with the package: no stat() of each file at every render.
+        auto_reload=False,
         autoescape=jinja2.select_autoescape(
             enabled_extensions=("html.j2",), default_for_string=False, default=False
         ),
@@ -133,6 +112,11 @@ class MessageRenderer:
         self._sender = sender
         self._domain = domain
         self._env = environment or template_environment()
+        # The From header for each mode, written once.
+        self._from = {
+            discreet: _mailbox(name, sender.address)
+            for discreet, name in ((False, sender.name), (True, sender.discreet_name))
+        }
 
     def unsubscribe_url(self, token: str) -> str:
         return f"{self._base_url}/unsubscribe?{urlencode({'token': token})}"
@@ -247,29 +231,45 @@ class MessageRenderer:
         html = html_template.render(values | {"subject": subject})
         calendar = self.calendar(context, locale=locale, now=now)
 
-        message = EmailMessage(policy=MAIL_POLICY)
-        name = self._sender.discreet_name if context.campaign.discreet else self._sender.name
-        message["From"] = formataddr((name, self._sender.address))
-        message["To"] = context.recipient.email
-        message["Subject"] = subject
-        message["Date"] = format_datetime(now)
-        message["Message-ID"] = message_id(context.delivery.delivery_id, domain=self._domain)
-        # RFC 8058: an HTTPS URI that takes a POST with "List-Unsubscribe=One-Click".
-        message["List-Unsubscribe"] = f"<{values['links']['unsubscribe_url']}>"
-        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        message["Auto-Submitted"] = "auto-generated"
-        message.set_content(text, cte="quoted-printable")
-        message.add_alternative(html, subtype="html", cte="quoted-printable")
-        if calendar is not None:
-            method = CALENDAR_METHOD[context.delivery.kind]
-            message.add_alternative(
-                calendar.decode(), subtype="calendar", params={"method": method}, cte="base64"
-            )
-            message.add_attachment(
-                calendar, maintype="application", subtype="ics", filename="invite.ics"
-            )
-        # Last: set_content clears every Content-* header set before it.
-        message["Content-Language"] = locale
-        return RenderedEmail(
-            message=message, subject=subject, text=text, html=html, calendar=calendar
+        kind = context.delivery.kind
+        headers = (
+            ("From", self._from[context.campaign.discreet]),
+            ("To", mime.ascii_address(context.recipient.email)),
+            ("Subject", mime.unstructured(subject)),
+            ("Date", format_datetime(now)),
+            ("Message-ID", message_id(context.delivery.delivery_id, domain=self._domain)),
+            # RFC 8058: an HTTPS URI that takes a POST with "List-Unsubscribe=One-Click".
+            ("List-Unsubscribe", f"<{values['links']['unsubscribe_url']}>"),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+            ("Auto-Submitted", "auto-generated"),
         )
+        tag = context.delivery.delivery_id.hex
+        alternatives = [mime.text_part("plain", text), mime.text_part("html", html)]
+        if calendar is None:
+            body = mime.Multipart("alternative", mime.boundary(tag, 1), alternatives)
+        else:
+            method = CALENDAR_METHOD[kind]
+            calendar_type = f'text/calendar; charset="utf-8"; method="{method}"'
+            alternatives.append(mime.base64_part((("Content-Type", calendar_type),), calendar))
+            attachment = mime.base64_part(
+                (
+                    ("Content-Type", "application/ics"),
+                    ("Content-Disposition", 'attachment; filename="invite.ics"'),
+                ),
+                calendar,
+            )
+            body = mime.Multipart(
+                "mixed",
+                mime.boundary(tag, 0),
+                (mime.Multipart("alternative", mime.boundary(tag, 1), alternatives), attachment),
+            )
+        data = mime.message(headers, body, trailing=(("Content-Language", locale),))
+        return RenderedEmail(data=data, subject=subject, text=text, html=html, calendar=calendar)
+
+
+def _mailbox(name: str, address: str) -> str:
+    """`Name <address>`: quoted as needed when the name is ASCII, encoded words when not."""
+    mime.ascii_value(address)
+    if name.isascii() and name.isprintable():
+        return formataddr((name, address))
+    return f"{mime.unstructured(name)} <{address}>"

@@ -33,6 +33,7 @@ from solidarity.notifications.service_layer.ports import (
     PlannedDelivery,
     PlanningLocks,
     SessionState,
+    Settlement,
     WebhookTarget,
 )
 from solidarity.shared.contracts.envelope import Event
@@ -338,14 +339,14 @@ class SqlPeopleRepository:
 
 _INSERT_COLUMNS = (
     "delivery_id, recipient_id, kind, subject_ref, channel, purpose, campaign_id, session_id, "
-    "registration_id, offset_minutes, sequence, due_at"
+    "registration_id, offset_minutes, sequence, due_at, first_due_at"
 )
 
 _INVITE_SQL = f"""
 INSERT INTO deliveries ({_INSERT_COLUMNS})
 SELECT {_key_sql("su.recipient_id", "'invitation'", "s.session_id::text")},
        su.recipient_id, 'invitation', s.session_id::text, 'email', 'invitations',
-       s.campaign_id, s.session_id, NULL, NULL, NULL, $1
+       s.campaign_id, s.session_id, NULL, NULL, NULL, $1, $1
 FROM sessions s
 JOIN signups su ON su.campaign_id = s.campaign_id AND su.consent_invitations
 WHERE s.status <> 'cancelled' AND s.starts_at > $1 AND s.kind = ANY($2::text[])
@@ -362,14 +363,15 @@ _REMINDERS_SQL = f"""
 INSERT INTO deliveries ({_INSERT_COLUMNS})
 SELECT {_key_sql("r.recipient_id", "'reminder'", "x.ref")},
        r.recipient_id, 'reminder', x.ref, 'email', 'reminders', s.campaign_id, s.session_id,
-       r.registration_id, o.m, s.sequence, s.starts_at - make_interval(mins => o.m)
+       r.registration_id, o.m, s.sequence, x.due_at, x.due_at
 FROM registrations r
 JOIN sessions s ON s.session_id = r.session_id
 LEFT JOIN campaigns c ON c.campaign_id = s.campaign_id
 CROSS JOIN LATERAL unnest(COALESCE(c.reminder_offsets_minutes, $2::int[])) AS o(m)
-CROSS JOIN LATERAL (SELECT format('%s:%sm:s%s', r.registration_id, o.m, s.sequence) AS ref) x
+CROSS JOIN LATERAL (SELECT format('%s:%sm:s%s', r.registration_id, o.m, s.sequence) AS ref,
+                           s.starts_at - make_interval(mins => o.m) AS due_at) x
 WHERE r.status = 'confirmed' AND s.status <> 'cancelled'
-  AND s.starts_at - make_interval(mins => o.m) > $1
+  AND x.due_at > $1
   -- One reminder per offset per seat: after a move, what already went is not repeated
   -- (the update mail carried the new time); what was pending is planned at the new time.
   AND NOT EXISTS (SELECT 1 FROM deliveries p
@@ -383,7 +385,7 @@ _NOTIFY_SQL = f"""
 INSERT INTO deliveries ({_INSERT_COLUMNS})
 SELECT {_key_sql("r.recipient_id", "$2::text", "x.ref")},
        r.recipient_id, $2::text, x.ref, 'email', 'registration_updates', s.campaign_id,
-       s.session_id, r.registration_id, NULL, $3::int, $5
+       s.session_id, r.registration_id, NULL, $3::int, $5, $5
 FROM registrations r
 JOIN sessions s ON s.session_id = r.session_id
 CROSS JOIN LATERAL (SELECT CASE WHEN $6 THEN format('%s:s%s', r.registration_id, $3::int)
@@ -413,7 +415,7 @@ class SqlDeliveryPlanner:
         row = await self._conn.fetchrow(
             f"""
             INSERT INTO deliveries ({_INSERT_COLUMNS}, payload)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10, $11, $12)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10, $11, $11, $12)
             ON CONFLICT DO NOTHING
             RETURNING 1
             """,
@@ -550,7 +552,7 @@ class SqlDeliveryPlanner:
             f"""
             INSERT INTO deliveries ({_INSERT_COLUMNS}, payload)
             SELECT {_key_sql("$1::uuid", "'webhook'", "$2::text")}, $1, 'webhook', $2::text,
-                   'webhook', 'partner_webhooks', NULL, NULL, NULL, NULL, NULL, $4, $3
+                   'webhook', 'partner_webhooks', NULL, NULL, NULL, NULL, NULL, $4, $4, $3
             FROM webhook_endpoints WHERE partner_id = $1 AND active
             ON CONFLICT DO NOTHING
             RETURNING 1
@@ -613,6 +615,12 @@ def _delivery(row: asyncpg.Record) -> Delivery:
     )
 
 
+# A registration's mails go out one at a time, in the order they were planned: a due mail of a
+# registration is held while an earlier one (by `first_due_at`, then `ordinal`: a retry keeps its
+# place) is still pending, or while any is `sending` or `unknown`. Safe with several claimers:
+# the earlier mail is visible as pending or `sending` in every snapshot (a row locked by
+# another claimer is still pending in ours), and the states only move on to settled ones.
+# The probe reads `deliveries_registration_open` (open mails only, a few per registration).
 _CLAIM_SQL = """
 WITH due AS (
     SELECT d.delivery_id FROM deliveries d
@@ -627,6 +635,12 @@ WITH due AS (
               EXISTS (SELECT 1 FROM webhook_endpoints w
                       WHERE w.partner_id = d.recipient_id AND w.active)
           END
+      AND (d.registration_id IS NULL OR NOT EXISTS (
+          SELECT 1 FROM deliveries e
+          WHERE e.registration_id = d.registration_id AND e.registration_id IS NOT NULL
+            AND e.state IN ('pending', 'sending', 'unknown')
+            AND (e.state <> 'pending'
+                 OR (e.first_due_at, e.ordinal) < (d.first_due_at, d.ordinal))))
     ORDER BY d.due_at
     LIMIT $2
     FOR UPDATE OF d SKIP LOCKED
@@ -635,6 +649,26 @@ UPDATE deliveries d
 SET state = 'sending', attempts = d.attempts + 1, claimed_at = $1
 FROM due WHERE d.delivery_id = due.delivery_id
 RETURNING d.*
+"""
+
+
+# A batch's outcomes. Only a `sending` row moves (an `unknown` one may also become `sent`, when
+# the reconciler learns it arrived): a row erased, or settled by someone else meanwhile, is not
+# touched and gets no event. `sent`, `failed` and `dropped` are final (`finished_at`); a retry
+# is `pending` again at its new `due_at` (its place in its registration's order is kept:
+# `first_due_at` does not move); `unknown` keeps `claimed_at` for the in-doubt policy.
+_SETTLE_SQL = """
+UPDATE deliveries d
+SET state = u.state,
+    last_error = u.reason,
+    finished_at = CASE WHEN u.state IN ('sent', 'failed', 'dropped') THEN $5
+                       ELSE d.finished_at END,
+    due_at = COALESCE(u.due_at, d.due_at),
+    claimed_at = CASE WHEN u.state = 'pending' THEN NULL ELSE d.claimed_at END
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) AS u(id, state, reason, due_at)
+WHERE d.delivery_id = u.id
+  AND (d.state = 'sending' OR (d.state = 'unknown' AND u.state = 'sent'))
+RETURNING d.delivery_id
 """
 
 
@@ -786,78 +820,55 @@ class SqlDeliveryLedger:
             )
         return work
 
-    async def _finish(
-        self,
-        delivery: Delivery,
-        *,
-        sql: str,
-        args: Sequence[Any],
-        event: Event | None = None,
-    ) -> bool:
+    async def settle(self, settlements: Sequence[Settlement], *, now: datetime) -> set[uuid.UUID]:
+        """A batch's outcomes in one statement and their events in one outbox insert, in one
+        transaction (four round trips for the batch, instead of five per mail)."""
+        if not settlements:
+            return set()
         async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(sql, delivery.delivery_id, *args)
-            if row is None:
-                return False  # erased or already settled meanwhile
-            if event is not None:
-                await self._outbox.add(conn, [event])
-            return True
+            rows = await conn.fetch(
+                _SETTLE_SQL,
+                [s.delivery.delivery_id for s in settlements],
+                [s.state for s in settlements],
+                [s.reason for s in settlements],
+                [s.due_at for s in settlements],
+                now,
+            )
+            settled = {r["delivery_id"] for r in rows}
+            events = [
+                s.event
+                for s in settlements
+                if s.event is not None and s.delivery.delivery_id in settled
+            ]
+            if events:
+                await self._outbox.add(conn, events)
+        return settled
+
+    async def _settle_one(self, settlement: Settlement, *, now: datetime) -> bool:
+        return settlement.delivery.delivery_id in await self.settle([settlement], now=now)
 
     async def record_sent(self, delivery: Delivery, *, now: datetime, event: Event | None) -> bool:
-        return await self._finish(
-            delivery,
-            sql="""
-                UPDATE deliveries SET state = 'sent', finished_at = $2, last_error = NULL
-                WHERE delivery_id = $1 AND state IN ('sending', 'unknown') RETURNING 1
-            """,
-            args=(now,),
-            event=event,
-        )
+        return await self._settle_one(Settlement(delivery, "sent", event=event), now=now)
 
     async def record_failed(
         self, delivery: Delivery, *, now: datetime, reason: str, event: Event | None
     ) -> bool:
-        return await self._finish(
-            delivery,
-            sql="""
-                UPDATE deliveries SET state = 'failed', finished_at = $2, last_error = $3
-                WHERE delivery_id = $1 AND state = 'sending' RETURNING 1
-            """,
-            args=(now, reason),
-            event=event,
+        return await self._settle_one(
+            Settlement(delivery, "failed", reason=reason, event=event), now=now
         )
 
     async def record_retry(
         self, delivery: Delivery, *, now: datetime, due_at: datetime, reason: str
     ) -> bool:
-        return await self._finish(
-            delivery,
-            sql="""
-                UPDATE deliveries SET state = 'pending', due_at = $2, last_error = $3,
-                    claimed_at = NULL
-                WHERE delivery_id = $1 AND state = 'sending' RETURNING 1
-            """,
-            args=(due_at, reason),
+        return await self._settle_one(
+            Settlement(delivery, "pending", reason=reason, due_at=due_at), now=now
         )
 
     async def record_unknown(self, delivery: Delivery, *, now: datetime, reason: str) -> bool:
-        return await self._finish(
-            delivery,
-            sql="""
-                UPDATE deliveries SET state = 'unknown', last_error = $2
-                WHERE delivery_id = $1 AND state = 'sending' RETURNING 1
-            """,
-            args=(reason,),
-        )
+        return await self._settle_one(Settlement(delivery, "unknown", reason=reason), now=now)
 
     async def record_dropped(self, delivery: Delivery, *, now: datetime, reason: str) -> bool:
-        return await self._finish(
-            delivery,
-            sql="""
-                UPDATE deliveries SET state = 'dropped', finished_at = $2, last_error = $3
-                WHERE delivery_id = $1 AND state = 'sending' RETURNING 1
-            """,
-            args=(now, reason),
-        )
+        return await self._settle_one(Settlement(delivery, "dropped", reason=reason), now=now)
 
     async def mark_stuck_unknown(self, *, claimed_before: datetime) -> int:
         async with self._pool.acquire() as conn:
@@ -879,14 +890,16 @@ class SqlDeliveryLedger:
         return [_delivery(r) for r in rows]
 
     async def requeue(self, delivery: Delivery, *, now: datetime) -> bool:
-        return await self._finish(
-            delivery,
-            sql="""
+        async with self._pool.acquire() as conn:
+            status = await conn.execute(
+                """
                 UPDATE deliveries SET state = 'pending', due_at = $2, claimed_at = NULL
-                WHERE delivery_id = $1 AND state = 'unknown' RETURNING 1
-            """,
-            args=(now,),
-        )
+                WHERE delivery_id = $1 AND state = 'unknown'
+                """,
+                delivery.delivery_id,
+                now,
+            )
+        return _count(status) == 1
 
     async def queue_depth(self, *, now: datetime) -> dict[str, int]:
         """Counts for metrics: due now, waiting (later or for contact), in flight, in doubt."""

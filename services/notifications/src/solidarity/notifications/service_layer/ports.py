@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
 from typing import Any, Literal, Protocol
 
 from solidarity.notifications.domain.model import (
@@ -218,11 +217,33 @@ class ClaimedWork:
     webhook: WebhookTarget | None = None
 
 
+SettledState = Literal["sent", "failed", "pending", "unknown", "dropped"]
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What became of a claimed delivery: its new state, why, when to try again (`pending`),
+    and the event to publish with it (`sent`, `failed`)."""
+
+    delivery: Delivery
+    state: SettledState
+    reason: str | None = None
+    due_at: datetime | None = None
+    event: Event | None = None
+
+
 class DeliveryLedger(Protocol):
     """The sender's side of the ledger: claim what is due, record what happened."""
 
     async def claim_due(self, *, now: datetime, limit: int) -> list[ClaimedWork]:
-        """Mark up to `limit` due deliveries `sending` (committed) and return them."""
+        """Mark up to `limit` due deliveries `sending` (committed) and return them; a
+        registration's mails one at a time, in the order they were planned."""
+        ...
+
+    async def settle(self, settlements: Sequence[Settlement], *, now: datetime) -> set[uuid.UUID]:
+        """Record the outcomes of a claimed batch and their events in one transaction; returns
+        the deliveries settled (not those erased or settled by someone else meanwhile). Only a
+        `sending` delivery moves, or an `unknown` one to `sent`."""
         ...
 
     async def record_sent(
@@ -260,7 +281,9 @@ class Clock(Protocol):
 
 class Rendered(Protocol):
     @property
-    def message(self) -> EmailMessage: ...
+    def data(self) -> bytes:
+        """The message as it goes over SMTP: CRLF line ends, 7-bit."""
+        ...
 
 
 class Renderer(Protocol):
@@ -270,7 +293,7 @@ class Renderer(Protocol):
 
 
 class Mailer(Protocol):
-    async def send(self, message: EmailMessage, *, sender: str, recipient: str) -> SendOutcome: ...
+    async def send(self, data: bytes, *, sender: str, recipient: str) -> SendOutcome: ...
 
     async def close(self) -> None: ...
 

@@ -1,9 +1,10 @@
-"""The sender: claims due deliveries, renders and sends them concurrently, records each outcome.
+"""The sender: claims due deliveries, renders and sends them concurrently, records the outcomes.
 
 A claimed delivery is `sending` in a committed transaction before any byte goes to the SMTP
-server; the outcome and its event (`NotificationSentV1` or `NotificationFailedV1`) are then
-written in one transaction. A crash in between leaves `sending`, which the reconciler turns
-into `unknown` and resolves without sending blindly again.
+server; once every send of the batch has an outcome, the outcomes and their events
+(`NotificationSentV1` or `NotificationFailedV1`) are written in one transaction. A crash in
+between leaves `sending`, which the reconciler turns into `unknown` and resolves without
+sending blindly again.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from solidarity.notifications.service_layer.ports import (
     InDoubtResolver,
     Mailer,
     Renderer,
+    Settlement,
     WebhookPoster,
 )
 from solidarity.shared.contracts.events.notifications import (
@@ -107,26 +109,46 @@ class DeliverySender:
         self.stats = stats or DeliveryStats()
 
     async def send_once(self) -> int:
-        """Claim one batch of due deliveries and settle every one of them."""
+        """Claim one batch of due deliveries, send them, and settle the batch at once."""
         work = await self._ledger.claim_due(now=self._clock.now(), limit=self._batch_size)
-        if work:
-            await asyncio.gather(*(self._settle(item) for item in work))
+        if not work:
+            return 0
+        outcomes = await asyncio.gather(*(self._attempt_or_none(item) for item in work))
+        now = self._clock.now()
+        settlements = [
+            self._settlement(item.delivery, outcome, now=now)
+            for item, outcome in zip(work, outcomes, strict=True)
+            if outcome is not None
+        ]
+        try:
+            settled = await self._ledger.settle(settlements, now=now)
+        except Exception as exc:
+            # Every row of the batch stays `sending`: after its lease the reconciler decides
+            # whether it went, never a blind resend.
+            log.error(
+                "delivery_batch_settle_failed",
+                count=len(settlements),
+                error_type=type(exc).__name__,
+            )
+            return len(work)
+        for settlement in settlements:
+            if settlement.delivery.delivery_id in settled:
+                self._count_and_log(settlement, now=now)
         return len(work)
 
-    async def _settle(self, work: ClaimedWork) -> None:
-        delivery = work.delivery
+    async def _attempt_or_none(self, work: ClaimedWork) -> SendOutcome | None:
         try:
-            outcome = await self._attempt(work)
-            await self._record(delivery, outcome)
+            return await self._attempt(work)
         except Exception as exc:
             # The row stays `sending`: after its lease the reconciler decides whether it went,
             # never a blind resend. One bad delivery must not stop the others.
             log.error(
                 "delivery_settle_failed",
-                delivery_id=str(delivery.delivery_id),
-                kind=delivery.kind.value,
+                delivery_id=str(work.delivery.delivery_id),
+                kind=work.delivery.kind.value,
                 error_type=type(exc).__name__,
             )
+            return None
 
     async def _attempt(self, work: ClaimedWork) -> SendOutcome:
         delivery = work.delivery
@@ -148,6 +170,9 @@ class DeliverySender:
             address = validate_email(context.recipient.email, check_deliverability=False).normalized
         except EmailNotValidError:
             return SendOutcome.permanent("invalid_address")
+        if not context.recipient.email.rpartition("@")[0].isascii():
+            # SMTPUTF8 is not offered; a domain outside ASCII goes as punycode (the mailer).
+            return SendOutcome.permanent("unencodable_message")
         try:
             rendered = self._renderer.render(context, now=now)
         except Exception as exc:  # a template bug must not stop the queue
@@ -159,45 +184,54 @@ class DeliverySender:
             )
             return SendOutcome.permanent("render_error")
         return await self._mailer.send(
-            rendered.message, sender=self._sender_address, recipient=address
+            rendered.data, sender=self._sender_address, recipient=address
         )
 
-    async def _record(self, delivery: Delivery, outcome: SendOutcome) -> None:
-        now = self._clock.now()
-        kind, channel = delivery.kind.value, delivery.channel
-        fields = {"delivery_id": str(delivery.delivery_id), "kind": kind, "channel": channel}
+    def _settlement(self, delivery: Delivery, outcome: SendOutcome, *, now: datetime) -> Settlement:
         if outcome.kind == "dropped":
-            await self._ledger.record_dropped(delivery, now=now, reason=outcome.reason)
-            self.stats.dropped[outcome.reason] += 1
-            log.info("delivery_dropped", reason=outcome.reason, **fields)
-        elif outcome.kind == "sent":
-            await self._ledger.record_sent(delivery, now=now, event=sent_event(delivery, at=now))
+            return Settlement(delivery, "dropped", reason=outcome.reason)
+        if outcome.kind == "sent":
+            return Settlement(delivery, "sent", event=sent_event(delivery, at=now))
+        if outcome.kind == "retry" and not self._retry.exhausted(delivery.attempts):
+            due_at = now + self._retry.delay(delivery.attempts)
+            return Settlement(delivery, "pending", reason=outcome.reason, due_at=due_at)
+        if outcome.kind == "unknown":
+            return Settlement(delivery, "unknown", reason=outcome.reason)
+        permanent = outcome.kind == "permanent"
+        reason = outcome.reason if permanent else f"{outcome.reason}_retries_exhausted"
+        return Settlement(
+            delivery,
+            "failed",
+            reason=reason,
+            event=failed_event(delivery, at=now, reason=reason, permanent=permanent),
+        )
+
+    def _count_and_log(self, settlement: Settlement, *, now: datetime) -> None:
+        delivery = settlement.delivery
+        kind, channel, reason = delivery.kind.value, delivery.channel, settlement.reason or ""
+        fields = {"delivery_id": str(delivery.delivery_id), "kind": kind, "channel": channel}
+        if settlement.state == "dropped":
+            self.stats.dropped[reason] += 1
+            log.info("delivery_dropped", reason=reason, **fields)
+        elif settlement.state == "sent":
             self.stats.sent[(kind, channel)] += 1
             log.info("delivery_sent", attempts=delivery.attempts, **fields)
-        elif outcome.kind == "retry" and not self._retry.exhausted(delivery.attempts):
-            due_at = now + self._retry.delay(delivery.attempts)
-            await self._ledger.record_retry(delivery, now=now, due_at=due_at, reason=outcome.reason)
+        elif settlement.state == "pending":
+            assert settlement.due_at is not None
             self.stats.retried[(kind, channel)] += 1
             log.info(
                 "delivery_retry_scheduled",
-                reason=outcome.reason,
+                reason=reason,
                 attempts=delivery.attempts,
-                retry_in_s=round((due_at - now).total_seconds(), 3),
+                retry_in_s=round((settlement.due_at - now).total_seconds(), 3),
                 **fields,
             )
-        elif outcome.kind == "unknown":
-            await self._ledger.record_unknown(delivery, now=now, reason=outcome.reason)
+        elif settlement.state == "unknown":
             self.stats.unknown[kind] += 1
-            log.warning("delivery_in_doubt", reason=outcome.reason, **fields)
+            log.warning("delivery_in_doubt", reason=reason, **fields)
         else:
-            permanent = outcome.kind == "permanent"
-            reason = outcome.reason if permanent else f"{outcome.reason}_retries_exhausted"
-            await self._ledger.record_failed(
-                delivery,
-                now=now,
-                reason=reason,
-                event=failed_event(delivery, at=now, reason=reason, permanent=permanent),
-            )
+            event = settlement.event
+            permanent = isinstance(event, NotificationFailedV1) and event.permanent
             self.stats.failed[(kind, channel, "permanent" if permanent else "exhausted")] += 1
             log.warning("delivery_failed", reason=reason, attempts=delivery.attempts, **fields)
 
