@@ -16,6 +16,7 @@ from solidarity.shared.bench.ledger import (
     latency_summary,
     percentile,
 )
+from solidarity.shared.bench.phases import sustainable_rate
 from tests.bench.support import outcome
 
 pytestmark = pytest.mark.unit
@@ -143,3 +144,15 @@ def test_a_million_submissions_fit_in_tens_of_megabytes() -> None:
     floats = sum(a.itemsize * len(a) for a in (ledger.submitted_at, ledger.answered_at))
     events = sum(a.itemsize * len(a) for a in ledger._first_answer)
     assert floats + events + 6 * ledger.capacity < 50 * 1024 * 1024
+
+
+def test_the_sustainable_rate_is_held_back_by_the_mail_when_it_lags() -> None:
+    ledger = _ledger(ASK_SIGNUP, ASK_SIGNUP)  # submitted at 1000 and 1001
+    ledger.add_outcome(outcome("SignupConfirmed", "p-r-0"), at=1001.0)
+    ledger.add_outcome(outcome("SignupConfirmed", "p-r-1"), at=1002.0)
+    assert ledger.mail_pending == 2
+    assert sustainable_rate(ledger, range(2)) == 1.0  # mail not all in: decided/s only
+
+    ledger.add_mail(_mail("welcome", 0, message_id="<a@x>", at=1004.0), 0)
+    ledger.add_mail(_mail("welcome", 1, message_id="<b@x>", at=1008.0), 1)
+    assert sustainable_rate(ledger, range(2)) == 0.25  # two done in the 8 s to the last mail

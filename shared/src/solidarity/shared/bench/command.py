@@ -59,7 +59,8 @@ def bench(
         typer.Option(
             "--steady-rate",
             min=1,
-            help="Submissions/s of the steady stage. Default: half the flood's decided/s.",
+            help="Submissions/s of the steady stage. Default: half of what the flood "
+            "sustained (the lower of its decided/s and its decided-and-mailed/s).",
         ),
     ] = None,
     invitation_share: Annotated[

@@ -331,9 +331,24 @@ class Watching:
     partners: list[KafkaPartner]
     windows: dict[str, tuple[float, float]] = field(default_factory=dict)
     steady_rate: float = 0.0
+    steady_capacity: float = 0.0  # what the steady rate is a share of (`sustainable_rate`)
     # Per stage: decision batches, seconds inside them (the service's own histogram), seconds
     # from the first submission to the last answer.
     decisions: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def sustainable_rate(ledger: BurstLedger, flood: range) -> float:
+    """What the platform kept up with in the flood, submissions/s: the lower of the rate at
+    which they were decided and the rate at which they were decided *and* their mail was in
+    the sink (first submission to last mail). Both services share the machine, so a load that
+    only the registration service keeps up with still queues behind the mail."""
+    first, last = ledger.span(flood.start, flood.stop)
+    decided = ledger.answered_between(flood.start, flood.stop)
+    rate = decided / (last - first) if last > first else 100.0
+    mails, _, mail_last = ledger.mail_span(flood.start, flood.stop)
+    if mails and mail_last > first and ledger.mail_pending <= 0:  # all of it came
+        rate = min(rate, decided / (mail_last - first))
+    return rate
 
 
 @contextlib.asynccontextmanager
@@ -471,6 +486,7 @@ def burst_figures(watch: Watching, flood: range, steady: range, setup: Setup) ->
         },
         "steady": {
             "rate_per_s": round(watch.steady_rate, 1),
+            "sustainable_per_s": round(watch.steady_capacity, 1),
             "outcome_latency": steady_outcome,
             "mail_latency": steady_mail,
         },

@@ -37,9 +37,8 @@ async def main_run(stack: BenchStack, options: BenchOptions, *, say: Say) -> dic
     async with phases.watching(setup, options.registrations) as watch:
         await phases.flood_and_drain(setup, watch, flood, options, say=say, label="flood")
         if len(steady):
-            first, last = watch.ledger.span(flood.start, flood.stop)
-            decided = watch.ledger.answered_between(flood.start, flood.stop)
-            capacity = decided / (last - first) if last > first else 100.0
+            capacity = phases.sustainable_rate(watch.ledger, flood)
+            watch.steady_capacity = capacity
             watch.steady_rate = options.steady_rate or max(
                 1.0, options.steady_utilisation * capacity
             )

@@ -621,19 +621,23 @@ def _delivery(row: asyncpg.Record) -> Delivery:
 # the earlier mail is visible as pending or `sending` in every snapshot (a row locked by
 # another claimer is still pending in ours), and the states only move on to settled ones.
 # The probe reads `deliveries_registration_open` (open mails only, a few per registration).
+# The read models a mail needs are looked up one due row at a time, by primary key, as scalar
+# subqueries (a missing row is NULL: not claimed yet). Written as EXISTS, PostgreSQL may turn
+# them into "hashed SubPlans", which read the whole recipients table on every claim: 2.6 ms at
+# 40,000 recipients, growing with every person signed up.
 _CLAIM_SQL = """
 WITH due AS (
     SELECT d.delivery_id FROM deliveries d
     WHERE d.state = 'pending' AND d.due_at <= $1
       AND CASE d.channel
           WHEN 'email' THEN
-              EXISTS (SELECT 1 FROM recipients r WHERE r.recipient_id = d.recipient_id)
-              AND EXISTS (SELECT 1 FROM campaigns c WHERE c.campaign_id = d.campaign_id)
+              (SELECT true FROM recipients r WHERE r.recipient_id = d.recipient_id)
+              AND (SELECT true FROM campaigns c WHERE c.campaign_id = d.campaign_id)
               AND (d.session_id IS NULL
-                   OR EXISTS (SELECT 1 FROM sessions s WHERE s.session_id = d.session_id))
+                   OR (SELECT true FROM sessions s WHERE s.session_id = d.session_id))
           ELSE
-              EXISTS (SELECT 1 FROM webhook_endpoints w
-                      WHERE w.partner_id = d.recipient_id AND w.active)
+              (SELECT true FROM webhook_endpoints w
+               WHERE w.partner_id = d.recipient_id AND w.active LIMIT 1)
           END
       AND (d.registration_id IS NULL OR NOT EXISTS (
           SELECT 1 FROM deliveries e
