@@ -17,7 +17,12 @@ from solidarity.shared.dlq import read_dead_letter, read_dead_letters, redrive
 from solidarity.shared.messaging.consumer import DlqHeaders
 from solidarity.shared.messaging.kafka import make_producer, read_topic
 from solidarity.shared.messaging.outbox import HEADER_COLUMNS, Outbox, OutboxMessage, row_headers
-from solidarity.shared.messaging.relay import OutboxRelay, pending_count
+from solidarity.shared.messaging.relay import (
+    PENDING_SHARDS_SQL,
+    TAKE_BATCH_SQL,
+    OutboxRelay,
+    pending_count,
+)
 from solidarity.shared.settings import KafkaSettings
 from solidarity.shared.testing.events import session_cancelled, session_scheduled
 from solidarity.shared.testing.infrastructure import Infrastructure
@@ -277,3 +282,53 @@ async def test_rows_written_before_the_header_bytes_migration_keep_their_headers
         [("event_type", b"SessionScheduled"), ("x-note", "café".encode())],
         list(ODD_HEADERS),
     ]
+
+
+async def test_taking_a_batch_reads_only_pending_rows_however_many_were_sent(
+    kit_database_dsn: str,
+) -> None:
+    """A relay pass must not grow with the rows already sent (kept a week for replays): with a
+    backlog, PostgreSQL walked the primary key past them (300 ms a pass with 225,000 sent),
+    so in a long burst the backlog fed itself."""
+    conn = await connect(kit_database_dsn)
+    try:
+        await conn.execute(
+            """
+            INSERT INTO outbox (event_id, event_type, shard, topic, value, sent_at)
+            SELECT gen_random_uuid(), 'X', (n % 16)::smallint, 't', '\\x00',
+                   CASE WHEN n <= 60000 THEN now() END
+            FROM generate_series(1, 100000) AS n
+            """
+        )
+        await conn.execute("ANALYZE outbox")
+        pending = await conn.fetchval(
+            "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND shard = ANY($1)", [1, 2, 3, 4]
+        )
+        plan = "\n".join(
+            row[0]
+            for row in await conn.fetch(
+                "EXPLAIN (ANALYZE, FORMAT TEXT) " + TAKE_BATCH_SQL, [1, 2, 3, 4], 500
+            )
+        )
+        probe = "\n".join(
+            row[0] for row in await conn.fetch("EXPLAIN ANALYZE " + PENDING_SHARDS_SQL)
+        )
+        taken = await conn.fetchval(
+            "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND shard = ANY($1)", [1, 2, 3, 4]
+        )
+    finally:
+        await conn.close()
+
+    def removed(plan: str) -> int:
+        return sum(
+            int(line.rsplit(":", 1)[1])
+            for line in plan.splitlines()
+            if "Rows Removed by Filter" in line
+        )
+
+    # The oldest 60,000 sent, then a backlog of 40,000 (2,500 a shard): of the 10,000 pending in
+    # the 4 shards asked for, the oldest 500 taken, without reading the sent rows before them.
+    assert (pending, taken) == (10_000, 9_500)
+    assert removed(plan) < 1000, plan
+    assert removed(probe) < 1000, probe
+    assert "Seq Scan on outbox " not in plan + probe
