@@ -332,3 +332,38 @@ async def test_taking_a_batch_reads_only_pending_rows_however_many_were_sent(
     assert removed(plan) < 1000, plan
     assert removed(probe) < 1000, probe
     assert "Seq Scan on outbox " not in plan + probe
+
+
+async def test_the_shards_waiting_longest_are_published_first(
+    infrastructure: Infrastructure, kit_database_dsn: str, registry_topics: str
+) -> None:
+    """Under a sustained load every shard has rows waiting; a pass takes the shards whose
+    oldest row has waited longest (before, the table's order: shards 12-15 starved)."""
+    outbox = Outbox(producer="catalog", topic_prefix=registry_topics)
+    await _write_events(kit_database_dsn, outbox, 64, sessions=64)
+    conn = await connect(kit_database_dsn)
+    try:
+        # The 16 oldest rows in shards 12-15, the 48 newer ones in shards 0-11.
+        await conn.execute(
+            """
+            UPDATE outbox SET shard = CASE WHEN o.n <= 16 THEN 12 + (o.n - 1) % 4
+                                           ELSE (o.n - 17) % 12 END
+            FROM (SELECT id, row_number() OVER (ORDER BY id) AS n FROM outbox) AS o
+            WHERE outbox.id = o.id
+            """
+        )
+        assert [r["shard"] for r in await conn.fetch(PENDING_SHARDS_SQL)][:4] == [12, 13, 14, 15]
+    finally:
+        await conn.close()
+    pool = await asyncpg.create_pool(kit_database_dsn, min_size=1, max_size=2)
+    producer = make_producer(KafkaSettings(bootstrap_servers=infrastructure.kafka_bootstrap))
+    await producer.start()
+    try:
+        relay = OutboxRelay(pool=pool, producer=producer, batch_size=100, shards_per_pass=4)
+        assert await relay.publish_once() == 16
+        async with pool.acquire() as conn:
+            sent = await conn.fetch("SELECT DISTINCT shard FROM outbox WHERE sent_at IS NOT NULL")
+        assert sorted(r["shard"] for r in sent) == [12, 13, 14, 15]
+    finally:
+        await producer.stop()
+        await pool.close()

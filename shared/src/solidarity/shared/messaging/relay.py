@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -47,12 +46,16 @@ array, never a join the planner could turn into a scan of the table)."""
 
 PENDING_SHARDS_SQL = """
 SELECT s.shard FROM outbox_shards s
-WHERE (SELECT true FROM outbox o
-       WHERE o.sent_at IS NULL AND o.shard = ANY(ARRAY[s.shard])
-       ORDER BY o.shard, o.id LIMIT 1)
+CROSS JOIN LATERAL (
+    SELECT o.id FROM outbox o
+    WHERE o.sent_at IS NULL AND o.shard = ANY(ARRAY[s.shard])
+    ORDER BY o.shard, o.id LIMIT 1
+) AS oldest
+ORDER BY oldest.id
 """
-"""The shards with rows to publish: one probe per shard into `outbox_pending`, stopping at the
-shard's first pending row (the same `outbox_pending`-only order as `TAKE_BATCH_SQL`). A
+"""The shards with rows to publish, the one whose oldest row has waited longest first (so no
+shard starves): one probe per shard into `outbox_pending`, stopping at the shard's first
+pending row (the same `outbox_pending`-only order as `TAKE_BATCH_SQL`). A
 `DISTINCT` over the pending rows read all of them, and the dead index entries a flood leaves
 before autovacuum: 0.87 ms against 0.20 ms with 3,000 rows pending after 20,000 were sent."""
 
@@ -96,12 +99,14 @@ class OutboxRelay:
             pending = await conn.fetch(PENDING_SHARDS_SQL)
             if not pending:
                 return 0
-            candidates = [r["shard"] for r in pending]
-            random.shuffle(candidates)  # instances start on different shards
+            candidates = [r["shard"] for r in pending]  # the longest-waiting first
             async with conn.transaction():
-                # A few shards per pass, so that other instances find work too.
+                # A few shards per pass, so that other instances find work too; taken in
+                # the order asked (without it, the table's order: shards 12-15 starved
+                # behind 0-3 under a sustained load, 40,000 rows each waiting).
                 locked = await conn.fetch(
                     "SELECT shard FROM outbox_shards WHERE shard = ANY($1::smallint[]) "
+                    "ORDER BY array_position($1::smallint[], shard) "
                     "LIMIT $2 FOR UPDATE SKIP LOCKED",
                     candidates,
                     self._shards_per_pass,
