@@ -361,8 +361,8 @@ async def test_the_shards_waiting_longest_are_published_first(
     try:
         relay = OutboxRelay(pool=pool, producer=producer, batch_size=100, shards_per_pass=4)
         assert await relay.publish_once() == 16
-        async with pool.acquire() as conn:
-            sent = await conn.fetch("SELECT DISTINCT shard FROM outbox WHERE sent_at IS NOT NULL")
+        async with pool.acquire() as pooled:
+            sent = await pooled.fetch("SELECT DISTINCT shard FROM outbox WHERE sent_at IS NOT NULL")
         assert sorted(r["shard"] for r in sent) == [12, 13, 14, 15]
     finally:
         await producer.stop()
