@@ -16,6 +16,8 @@ async def test_a_released_connection_is_clean_without_the_session_reset(database
     try:
         async with pool.acquire() as conn:
             backend = await conn.fetchval("SELECT pg_backend_pid()")
+            # Session state asyncpg's default reset (RESET ALL) would have cleared.
+            await conn.execute("SET application_name = 'kept-by-the-pool'")
             # Left open on purpose, as a cancelled handler would leave it.
             await conn.execute("BEGIN")
             await conn.execute("SELECT pg_advisory_xact_lock(4242)")
@@ -24,6 +26,8 @@ async def test_a_released_connection_is_clean_without_the_session_reset(database
         async with pool.acquire() as conn:
             assert await conn.fetchval("SELECT pg_backend_pid()") == backend  # the same session
             assert not conn.is_in_transaction()
+            # No reset ran on release: the session's setting is still there.
+            assert await conn.fetchval("SHOW application_name") == "kept-by-the-pool"
             held = await conn.fetchval("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
             assert held == 0
             assert await conn.fetchval("SELECT to_regclass('pg_temp.left_behind')") is None
