@@ -49,7 +49,7 @@ from solidarity.shared.db.migrations import migrate
 from solidarity.shared.db.pool import connect, create_pool, drop_database, ensure_database
 from solidarity.shared.db.pool import with_database as database_in
 from solidarity.shared.devstack.embedded import free_port
-from solidarity.shared.devstack.mailsink import MailSink, quiet_smtp_library_logs
+from solidarity.shared.devstack.mailsink import MailSink, running_mail_sink
 from solidarity.shared.dlq import DeadLetter
 from solidarity.shared.messaging.outbox import Outbox
 from solidarity.shared.partners import PartnerCredentials
@@ -512,15 +512,8 @@ async def processes(*services: ServiceProcess) -> AsyncIterator[None]:
 # The mail sink ---------------------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def mail_sink(directory: Path) -> AsyncIterator[MailSink]:
-    quiet_smtp_library_logs()
-    sink = MailSink(directory=directory, smtp_port=free_port(), http_port=free_port())
-    await sink.start()
-    try:
-        yield sink
-    finally:
-        await sink.stop()
+mail_sink = running_mail_sink
+"""A sink in this process on free ports (`solidarity.shared.devstack.mailsink`)."""
 
 
 async def add_fault(sink: MailSink, **fault: Any) -> dict[str, Any]:

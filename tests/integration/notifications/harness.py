@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -44,8 +43,7 @@ from solidarity.shared.contracts.events.registration import (
 )
 from solidarity.shared.contracts.topics import topic_for
 from solidarity.shared.db.pool import connect
-from solidarity.shared.devstack.embedded import free_port
-from solidarity.shared.devstack.mailsink import MailSink, quiet_smtp_library_logs
+from solidarity.shared.devstack.mailsink import MailSink, running_mail_sink
 from solidarity.shared.settings import DatabaseSettings, KafkaSettings
 from solidarity.shared.testing.infrastructure import Infrastructure
 
@@ -55,15 +53,8 @@ SIGNING_KEY = "integration-test-signing-key"
 # The mail sink ----------------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def mail_sink(directory: Path) -> AsyncIterator[MailSink]:
-    quiet_smtp_library_logs()
-    sink = MailSink(directory=directory, smtp_port=free_port(), http_port=free_port())
-    await sink.start()
-    try:
-        yield sink
-    finally:
-        await sink.stop()
+mail_sink = running_mail_sink
+"""A sink in this process on free ports (`solidarity.shared.devstack.mailsink`)."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import logging
 import re
 import secrets
 import signal
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from email import policy
@@ -32,6 +32,7 @@ from fastapi import FastAPI, HTTPException, Response, status
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, model_validator
 
+from solidarity.shared.devstack.embedded import free_port
 from solidarity.shared.logging import configure_logging, get_logger
 
 log = get_logger(__name__)
@@ -481,6 +482,18 @@ class MailSink:
 def quiet_smtp_library_logs() -> None:
     """aiosmtpd logs every command line (addresses included) at INFO: keep it to warnings."""
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+
+@contextlib.asynccontextmanager
+async def running_mail_sink(directory: Path) -> AsyncIterator[MailSink]:
+    """A sink in this process on free loopback ports, for tests: started, then stopped."""
+    quiet_smtp_library_logs()
+    sink = MailSink(directory=directory, smtp_port=free_port(), http_port=free_port())
+    await sink.start()
+    try:
+        yield sink
+    finally:
+        await sink.stop()
 
 
 async def _serve(args: argparse.Namespace) -> None:
