@@ -25,16 +25,10 @@ from solidarity.shared.messaging.outbox import Outbox
 from solidarity.shared.runtime import ServiceRuntime, create_service_app
 from solidarity.shared.service import ServiceSpec, discover_services
 from solidarity.shared.settings import ServiceSettings
+from solidarity.shared.testing.services import EXAMPLE_SERVICE
 
 pytestmark = pytest.mark.unit
 
-SPEC = ServiceSpec(
-    name="example",
-    package="solidarity.shared",
-    module="solidarity.example",
-    database="example",
-    default_http_port=8999,
-)
 TOKEN = "unit-test-admin-token-0123456789"
 SECRET = "someone@example.org"  # what an error's text might hold: never in an answer
 
@@ -73,7 +67,11 @@ async def test_the_document_is_built_once_on_a_throw_away_runtime_whose_resource
         runtime.resources.push_async_callback(close)
 
     app = create_service_app(
-        spec=SPEC, settings=ServiceSettings(), wire=wire, title="Example", description="An example"
+        spec=EXAMPLE_SERVICE,
+        settings=ServiceSettings(),
+        wire=wire,
+        title="Example",
+        description="An example",
     )
     before = _state(app)
     first = await app.state.asyncapi_document()
@@ -140,7 +138,11 @@ async def test_a_kit_route_answers_a_problem_503(error: BaseException) -> None:
         pass
 
     app = create_service_app(
-        spec=SPEC, settings=ServiceSettings(), wire=wire, title="Example", description="An example"
+        spec=EXAMPLE_SERVICE,
+        settings=ServiceSettings(),
+        wire=wire,
+        title="Example",
+        description="An example",
     )
 
     @app.get("/things")

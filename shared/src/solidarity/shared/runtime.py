@@ -279,6 +279,7 @@ def create_service_app(
                 batch_size=settings.outbox_batch_size,
                 poll_interval_s=settings.outbox_poll_interval_s,
                 retention_s=settings.outbox_retention_hours * 3600,
+                name=spec.name,
             ),
         )
         app.state.runtime = runtime
@@ -290,8 +291,29 @@ def create_service_app(
         await producer.start()
         await broker.start()
         tasks = [asyncio.create_task(runtime.relay.run(stop), name="outbox-relay")]
-        tasks += [asyncio.create_task(job(stop)) for job in runtime.background]
+        tasks += [
+            asyncio.create_task(job(stop), name=getattr(job, "__qualname__", repr(job)))
+            for job in runtime.background
+        ]
         tasks.append(asyncio.create_task(_observe(app, runtime, stop), name="observe"))
+        app.state.ended_tasks = []
+
+        def ended(task: asyncio.Task[None]) -> None:
+            # Every loop is written to outlive what a pass meets; one that ends anyway leaves a
+            # service that answers but no longer works: say so, loudly, and fail /health.
+            if stop.is_set() or task.cancelled():
+                return
+            error = task.exception()
+            app.state.ended_tasks.append(task.get_name())
+            log.error(
+                "background_task_ended",
+                service=spec.name,
+                task=task.get_name(),
+                error_type=type(error).__name__ if error is not None else None,
+            )
+
+        for task in tasks:
+            task.add_done_callback(ended)
         up.set(1)
         log.info("service_started", service=spec.name, consumers=len(runtime.consumers))
         try:
@@ -342,9 +364,19 @@ def create_service_app(
         latency.labels(route).observe(time.perf_counter() - started)
         return response
 
-    @app.get("/health", tags=["operations"], summary="Liveness: the process answers")
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "service": spec.name}
+    @app.get(
+        "/health",
+        tags=["operations"],
+        summary="Liveness: the process answers and its background tasks run",
+        responses={503: {"description": "A background task ended: restart the process"}},
+    )
+    async def health() -> JSONResponse:
+        ended = list(getattr(app.state, "ended_tasks", []))
+        if ended:
+            return JSONResponse(
+                {"status": "failing", "service": spec.name, "ended": ended}, status_code=503
+            )
+        return JSONResponse({"status": "ok", "service": spec.name})
 
     @app.get("/ready", tags=["operations"], summary="Readiness: database and broker reachable")
     async def ready() -> JSONResponse:

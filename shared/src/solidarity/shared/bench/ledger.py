@@ -185,6 +185,16 @@ class BurstLedger:
             1 for i in range(start, stop) if self.submitted_at[i] and not self.answered_at[i]
         )
 
+    def unanswered_numbers(self, start: int, stop: int, *, limit: int) -> list[int]:
+        """The first `limit` submissions in [start, stop) sent but not answered in full."""
+        found: list[int] = []
+        for i in range(start, stop):
+            if self.submitted_at[i] and not self.answered_at[i]:
+                found.append(i)
+                if len(found) >= limit:
+                    break
+        return found
+
     def answered_between(self, start: int, stop: int) -> int:
         return sum(1 for i in range(start, stop) if self.answered_at[i])
 

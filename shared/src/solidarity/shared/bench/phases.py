@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import psutil  # type: ignore[import-untyped]  # no stubs in the dev group
 
-from solidarity.shared.bench import raw
+from solidarity.shared.bench import raw, trace
 from solidarity.shared.bench.bare import bare_pipeline
 from solidarity.shared.bench.ledger import BurstLedger, SinkMail, latency_summary
 from solidarity.shared.bench.observe import (
@@ -438,6 +438,36 @@ async def flood_and_drain(
     watch.windows[label] = (started, time.time())
 
 
+async def trace_lost(
+    setup: Setup, watch: Watching, numbers: range, *, say: Say
+) -> list[dict[str, Any]]:
+    """Follow a few unanswered submissions through the pipeline while the stack still runs
+    (see `solidarity.shared.bench.trace`); says one line for each."""
+    lost = watch.ledger.unanswered_numbers(numbers.start, numbers.stop, limit=trace.TRACED)
+    if not lost:
+        return []
+    say(f"  tracing {len(lost)} unanswered submission(s) through the pipeline")
+    workload = setup.workload
+    try:
+        traced = await trace.trace_unanswered(
+            bootstrap=setup.bootstrap,
+            registration_dsn=setup.stack.dsn("registration"),
+            submissions=[
+                (
+                    str(workload.accounts[workload.partner_of(i)].partner_id),
+                    workload.submission_id(i),
+                )
+                for i in lost
+            ],
+        )
+    except Exception as exc:  # a diagnosis must not hide the figures it explains
+        say(f"  could not trace them: {type(exc).__name__}: {exc}")
+        return []
+    for item in traced:
+        say(f"  {trace.describe(item)}")
+    return traced
+
+
 def burst_figures(watch: Watching, flood: range, steady: range, setup: Setup) -> dict[str, Any]:
     """The burst's numbers: rates, latencies, memory, losses."""
     ledger = watch.ledger
@@ -702,6 +732,8 @@ async def run_scaling(setup: Setup, options: BenchOptions, *, say: Say) -> dict[
     async with watching(setup, count) as watch:
         await flood_and_drain(setup, watch, range(count), options, say=say, label="scaled burst")
         figures = burst_figures(watch, range(count), range(count, count), setup)
+        if figures["lost"]:
+            figures["unanswered"] = await trace_lost(setup, watch, range(count), say=say)
     decided_after = await instance_counters(registrations, decided_metric)
     sent_after = await instance_counters(notifications, sent_metric)
     shares_after = await wait_for_shares(stack, timeout_s=0, say=lambda _: None)

@@ -46,6 +46,10 @@ async def main_run(stack: BenchStack, options: BenchOptions, *, say: Say) -> dic
                 setup, watch, steady, options, say=say, label="steady", rate=watch.steady_rate
             )
         burst = phases.burst_figures(watch, flood, steady, setup)
+        if burst["lost"]:
+            burst["unanswered"] = await phases.trace_lost(
+                setup, watch, range(options.registrations), say=say
+            )
         series: dict[str, Any] = dict(phases.series(watch.ledger))
         series["memory"] = phases.memory_series(watch.sampler, watch.ledger.origin)
         fanout = await phases.run_fanout(setup, watch, options, say=say) if options.fanout else None

@@ -127,6 +127,10 @@ class BenchStack(LocalStack):
         self._start_service(extra, self._broker, self._dsns[service])
         return self.instances[-1]
 
+    def dsn(self, service: str) -> str:
+        """The database address a started service uses."""
+        return self._dsns[service]
+
     def instances_of(self, service: str) -> list[Instance]:
         return [i for i in self.instances if i.service == service]
 
