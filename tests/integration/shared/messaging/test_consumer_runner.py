@@ -344,6 +344,43 @@ async def test_transient_failures_are_retried_and_bad_handler_input_is_isolated(
     assert len(await effect_counts(effects_dsn)) == 3
 
 
+class _OutboxThatFailsOnce(Outbox):
+    """The batch's own infrastructure failing, the way asyncpg failed when PostgreSQL stopped."""
+
+    failures = 1
+
+    async def add_messages(self, conn: Connection, messages: Sequence[OutboxMessage]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise asyncpg.exceptions.InternalClientError("cannot switch to state 15")
+        await super().add_messages(conn, messages)
+
+
+async def test_an_unexpected_error_outside_the_handler_is_retried_not_dead_lettered(
+    infrastructure: Infrastructure, effects_dsn: str, registry_topics: str, unique: str
+) -> None:
+    topic = CATALOG_SESSIONS.full_name(registry_topics)
+    await produce_envelopes(
+        infrastructure.kafka_bootstrap, topic, [session_scheduled(title=t) for t in "abc"]
+    )
+    records = await read_topic(infrastructure.kafka_bootstrap, topic)
+    pool = await asyncpg.create_pool(effects_dsn, min_size=1, max_size=2)
+    runner = ConsumerRunner(
+        name=f"effects-{unique}",
+        pool=pool,
+        outbox=_OutboxThatFailsOnce(producer="test", topic_prefix=registry_topics),
+        handler=record_effects,
+        handles=[SessionScheduledV1],
+        max_backoff_s=0.2,
+    )
+    try:
+        report = await runner.process_batch(records)
+    finally:
+        await pool.close()
+    assert (report.retries, report.applied, report.dead_lettered) == (1, 3, 0)
+    assert sorted((await effect_counts(effects_dsn)).values()) == [1, 1, 1]
+
+
 async def test_after_commit_callbacks_run_once_and_dead_letters_can_be_answered(
     infrastructure: Infrastructure, effects_dsn: str, registry_topics: str, unique: str
 ) -> None:

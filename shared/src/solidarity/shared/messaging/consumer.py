@@ -283,9 +283,14 @@ class ConsumerRunner:
             try:
                 await self._apply(messages, list(dead), report)
                 break
-            except TRANSIENT_ERRORS as exc:
+            except Exception as exc:
+                # What the handler raises for a message is settled inside `_apply` (that
+                # message is dead-lettered); what escapes it is the batch's infrastructure (the
+                # inbox, the outbox, the commit), never a message's fault: wait and try again.
+                # A transient error is expected; anything else (asyncpg's `InternalClientError`
+                # on a connection dropped mid-batch) is logged as an error, and retried too.
                 report.retries += 1
-                log.warning(
+                (log.warning if isinstance(exc, TRANSIENT_ERRORS) else log.error)(
                     "consumer_batch_retry",
                     consumer=self.name,
                     error_type=type(exc).__name__,
