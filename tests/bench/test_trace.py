@@ -10,7 +10,8 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from solidarity.shared.bench.trace import describe, trace_unanswered
+from solidarity.registration.bootstrap import submissions_group
+from solidarity.shared.bench.trace import SUBMISSIONS_GROUP, describe, trace_unanswered
 from solidarity.shared.contracts.topics import REGISTRATION_OUTCOMES, REGISTRATION_SUBMISSIONS
 from solidarity.shared.db.migrations import migrate
 from solidarity.shared.testing.infrastructure import Infrastructure
@@ -93,3 +94,7 @@ async def test_each_stage_a_submission_reached_is_reported(
     assert by_id[never_sent]["on_submissions_topic"] == []
     assert "NOT ON THE TOPIC" in describe(by_id[never_sent])
     assert "PENDING" in describe(by_id[stuck_in_outbox])
+
+
+def test_the_trace_reads_the_registration_services_own_consumer_group() -> None:
+    assert submissions_group("") == SUBMISSIONS_GROUP
