@@ -10,7 +10,19 @@ from collections.abc import Iterator
 import pytest
 
 from tests.reliability import logscan, platform
-from tests.reliability.figures import record
+from tests.reliability.figures import record, time_factor
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A scenario run bigger (`SOLIDARITY_RELIABILITY_SCALE`) gets proportionally longer than
+    the default per-test timeout before pytest-timeout stops it."""
+    factor = time_factor()
+    if factor <= 1:
+        return
+    default = float(config.getini("timeout") or 0)
+    for item in items:
+        if item.get_closest_marker("reliability") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(default * factor))
 
 
 @pytest.fixture(scope="session")

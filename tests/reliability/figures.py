@@ -38,6 +38,22 @@ def size(*, ci: int, full: int, least: int = 1) -> int:
     return max(least, round(ci * multiplier))
 
 
+FULL_TIME_FACTOR = 12.0
+"""How much longer a scenario may take at the issue's sizes than at CI's (20,000 submissions
+against 600-1,000): the per-test timeout (300 s in pyproject.toml) is multiplied by it."""
+
+
+def time_factor() -> float:
+    """How much longer than at CI size a scenario may take at the current scale."""
+    factor = scale()
+    if factor == "full":
+        return FULL_TIME_FACTOR
+    try:
+        return max(1.0, float(factor))
+    except ValueError as exc:
+        raise ValueError(f"{SCALE_ENV} is a number or 'full', not {factor!r}") from exc
+
+
 def _format(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.2f}"
