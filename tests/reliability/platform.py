@@ -56,6 +56,7 @@ from solidarity.shared.partners import PartnerCredentials
 from solidarity.shared.runtime import answer_database_outages
 from solidarity.shared.settings import DatabaseSettings, KafkaSettings
 from solidarity.shared.testing.infrastructure import Infrastructure
+from tests.reliability.figures import time_factor
 
 MASTER_KEY = "reliability-master-key-0123456789"
 UNSUBSCRIBE_KEY = "reliability-unsubscribe-key-0123456789"
@@ -85,7 +86,9 @@ async def in_infra_thread(action: Callable[[], None]) -> None:
 async def wait_until(
     check: Callable[[], Awaitable[bool]], *, timeout_s: float = 60.0, what: str = "condition"
 ) -> float:
-    """Poll `check` until it holds; returns how long that took (seconds)."""
+    """Poll `check` until it holds; returns how long that took (seconds). `timeout_s` is for
+    the CI sizes: a scenario run bigger waits proportionally longer (`figures.time_factor`)."""
+    timeout_s *= time_factor()
     loop = asyncio.get_running_loop()
     started = loop.time()
     while not await check():
