@@ -96,6 +96,8 @@ class BurstLedger:
         self.answered = 0  # submissions with an answer to everything they asked for
         self.duplicated = 0  # second, different answers to the same thing
         self.wire_repeats = 0  # the same answer (same event id) read twice
+        self.resend_answers = 0  # answers to a partner's resend, flagged `duplicate`
+        self.resent = 0  # submissions a partner sent again (the broker had not acknowledged)
         self.strangers = 0  # answers that name no submission of this run
         self.follow_ups = 0  # promotions and cancellations (none expected in a burst)
         self.invitable = 0  # new sign-ups that consented to invitations
@@ -149,6 +151,11 @@ class BurstLedger:
         if answers[index]:
             if self._first_answer[about][index] == event:
                 self.wire_repeats += 1
+                return
+            if outcome.duplicate:
+                # The platform recognised a partner's resend of the same submission id and
+                # answered it as such: the same decision again, not a second one.
+                self.resend_answers += 1
                 return
             self.duplicated += 1
             answers[index] = min(255, answers[index] + 1)

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import psutil  # type: ignore[import-untyped]  # no stubs in the dev group
+from aiokafka.errors import KafkaError
 
 from solidarity.shared.bench import raw, trace
 from solidarity.shared.bench.bare import bare_pipeline
@@ -55,6 +56,7 @@ from solidarity.shared.partners import (
     KafkaPartner,
     OutcomeReader,
     PartnerCredentials,
+    SignedMessage,
     create_partner_account,
 )
 
@@ -199,6 +201,29 @@ def smtp_connections(options: BenchOptions) -> int:
 # Sending -------------------------------------------------------------------------------------
 
 
+PUBLISH_TRIES = 4
+
+
+async def publish_resending(
+    partner: KafkaPartner, messages: Sequence[SignedMessage], ledger: BurstLedger
+) -> int:
+    """Publish like a partner that sends again what the broker did not acknowledge (the same
+    signed messages: the platform answers a repeated submission id once, flagged `duplicate`).
+    A publish that still fails stops the bench: its submissions must not be counted as lost."""
+    for attempt in range(1, PUBLISH_TRIES + 1):
+        try:
+            return await partner.publish(messages)
+        except (KafkaError, OSError) as exc:
+            if attempt == PUBLISH_TRIES:
+                raise BenchError(
+                    f"a partner could not publish {len(messages):,} submissions in "
+                    f"{PUBLISH_TRIES} tries ({type(exc).__name__})"
+                ) from exc
+            ledger.resent += len(messages)
+            await asyncio.sleep(0.5 * attempt)
+    raise AssertionError("unreachable")
+
+
 async def publish_flood(
     workload: Workload, partners: Sequence[KafkaPartner], ledger: BurstLedger, numbers: range
 ) -> None:
@@ -214,7 +239,7 @@ async def publish_flood(
             now = time.time()
             for item in batch:
                 ledger.submitted(item.index, item.asks, now)
-            await partners[partner].publish(item.message for item in batch)
+            await publish_resending(partners[partner], [item.message for item in batch], ledger)
 
     await asyncio.gather(*(send(p) for p in range(count)))
 
@@ -231,7 +256,14 @@ async def publish_paced(
     started = loop.time()
     sent = 0
     pending: set[asyncio.Task[int]] = set()
-    while sent < len(numbers):
+    failed: list[BaseException] = []
+
+    def done(task: asyncio.Task[int]) -> None:
+        pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            failed.append(task.exception())  # type: ignore[arg-type]
+
+    while sent < len(numbers) and not failed:
         due = min(len(numbers), int((loop.time() - started) * rate) + 1)
         by_partner: dict[int, list[Any]] = {}
         for i in numbers[sent:due]:
@@ -239,12 +271,14 @@ async def publish_paced(
             ledger.submitted(item.index, item.asks, time.time())
             by_partner.setdefault(item.partner, []).append(item.message)
         for partner, messages in by_partner.items():
-            task = asyncio.create_task(partners[partner].publish(messages))
+            task = asyncio.create_task(publish_resending(partners[partner], messages, ledger))
             pending.add(task)
-            task.add_done_callback(pending.discard)
+            task.add_done_callback(done)
         sent = due
         await asyncio.sleep(0.01)
-    await asyncio.gather(*pending)
+    await asyncio.gather(*pending, return_exceptions=True)
+    if failed:  # never dropped unseen: a failed publish is not a lost submission
+        raise failed[0]
 
 
 # Waiting -------------------------------------------------------------------------------------
@@ -542,6 +576,8 @@ def burst_figures(watch: Watching, flood: range, steady: range, setup: Setup) ->
         "duplicated_answers": ledger.duplicated,
         "duplicated_mails": duplicated_mails,
         "wire_repeats": ledger.wire_repeats,
+        "partner_resends": ledger.resent,
+        "answers_to_resends": ledger.resend_answers,
         "mails_missing": max(0, ledger.mail_pending),
         "outcomes": dict(ledger.outcomes),
         "rejections": dict(ledger.rejections),
