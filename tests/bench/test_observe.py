@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 
-from solidarity.shared.bench.observe import MailFolder, assigned_partitions, shares_cover
+from solidarity.shared.bench.ledger import ASK_SIGNUP, BurstLedger
+from solidarity.shared.bench.observe import (
+    MailFolder,
+    Observers,
+    RssSampler,
+    assigned_partitions,
+    shares_cover,
+)
+from solidarity.shared.partners import Outcome, OutcomeReader
+from tests.bench.support import outcome
 
 pytestmark = pytest.mark.unit
 
@@ -77,3 +89,40 @@ def test_shares_cover_every_partition_once() -> None:
     assert shares_cover([[0, 1], [2, 3]], 4)
     assert not shares_cover([[0, 1], [1, 2, 3]], 4)
     assert not shares_cover([[0, 1, 2, 3], []], 4)
+
+
+class _StumblingReader:
+    """Fails its first read, then has one answer, then nothing."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def poll(self, timeout_s: float = 0.5) -> list[Outcome]:
+        self.calls += 1
+        if self.calls == 1:
+            raise KafkaConnectionError()
+        if self.calls == 2:
+            return [outcome("SignupConfirmed", "p-r-0")]
+        await asyncio.sleep(0.01)
+        return []
+
+
+async def test_the_answer_watcher_reads_again_after_a_failed_read(tmp_path: Path) -> None:
+    ledger = BurstLedger(1, origin=0.0)
+    ledger.submitted(0, ASK_SIGNUP, at=1.0)
+    observers = Observers(
+        ledger=ledger,
+        reader=cast(OutcomeReader, _StumblingReader()),
+        folder=MailFolder(tmp_path),
+        sampler=RssSampler(),
+    )
+    observers.start()
+    try:
+        for _ in range(300):
+            if ledger.answered:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await observers.stop()
+    assert ledger.unanswered(0, 1) == 0
+    assert observers.errors == {"answers:KafkaConnectionError": 1}

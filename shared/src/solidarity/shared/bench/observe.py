@@ -14,6 +14,7 @@ import math
 import os
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -162,6 +163,9 @@ class Observers:
         self.read_pause_s = MIN_READ_PAUSE_S
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # What a reading pass met (by error type): it is tried again, and the count goes into
+        # the results, so that a watcher that stumbled cannot pass for answers that never came.
+        self.errors: Counter[str] = Counter()
 
     def start(self) -> None:
         self._tasks = [
@@ -176,14 +180,22 @@ class Observers:
 
     async def _answers(self) -> None:
         while not self._stop.is_set():
-            outcomes = await self.reader.poll(0.2)
+            try:
+                outcomes = await self.reader.poll(0.2)
+            except Exception as exc:  # the watcher outlives a failed read: it reads again
+                self.errors[f"answers:{type(exc).__name__}"] += 1
+                await asyncio.sleep(0.5)
+                continue
             if outcomes:
                 self.ledger.add_outcomes(outcomes, time.time())
 
     async def _mail(self) -> None:
         while not self._stop.is_set():
             started = time.monotonic()
-            await self.read_mail_now()
+            try:
+                await self.read_mail_now()
+            except Exception as exc:  # the watcher outlives a failed read: it reads again
+                self.errors[f"mail:{type(exc).__name__}"] += 1
             # A pass lists the whole folder: with millions of mails, look less often, so that
             # reading costs this process a few per cent of a core at most.
             self.read_pause_s = max(MIN_READ_PAUSE_S, 20 * (time.monotonic() - started))

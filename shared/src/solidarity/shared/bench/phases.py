@@ -577,6 +577,7 @@ def burst_figures(watch: Watching, flood: range, steady: range, setup: Setup) ->
         "duplicated_mails": duplicated_mails,
         "wire_repeats": ledger.wire_repeats,
         "partner_resends": ledger.resent,
+        "watcher_errors": dict(watch.observers.errors),
         "answers_to_resends": ledger.resend_answers,
         "mails_missing": max(0, ledger.mail_pending),
         "outcomes": dict(ledger.outcomes),
