@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 
 import asyncpg
 import pytest
@@ -14,6 +15,7 @@ from solidarity.registration.bootstrap import submissions_group
 from solidarity.shared.bench.trace import SUBMISSIONS_GROUP, describe, trace_unanswered
 from solidarity.shared.contracts.topics import REGISTRATION_OUTCOMES, REGISTRATION_SUBMISSIONS
 from solidarity.shared.db.migrations import migrate
+from solidarity.shared.messaging.consumer import DlqHeaders
 from solidarity.shared.testing.infrastructure import Infrastructure
 
 pytestmark = pytest.mark.integration
@@ -21,12 +23,17 @@ pytestmark = pytest.mark.integration
 PARTNER = str(uuid.uuid4())
 
 
-async def _produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
+async def _produce(
+    bootstrap: str,
+    topic: str,
+    values: list[bytes],
+    headers: Sequence[tuple[str, bytes]] = (),
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
         for value in values:
-            await producer.send_and_wait(topic, value=value, key=value[:8])
+            await producer.send_and_wait(topic, value=value, key=value[:8], headers=list(headers))
     finally:
         await producer.stop()
 
@@ -44,6 +51,22 @@ async def test_each_stage_a_submission_reached_is_reported(
     ]
     await _produce(bootstrap, REGISTRATION_SUBMISSIONS.full_name(prefix), body)
     await _produce(bootstrap, REGISTRATION_OUTCOMES.full_name(prefix), [body[2]])
+    # An id that holds another's as a prefix is another submission, not a copy of it.
+    await _produce(
+        bootstrap,
+        REGISTRATION_SUBMISSIONS.full_name(prefix),
+        [json.dumps({"submission_id": f"{never_sent}0"}).encode()],
+    )
+    await _produce(
+        bootstrap,
+        f"{REGISTRATION_SUBMISSIONS.full_name(prefix)}.dlq",
+        [body[0]],
+        headers=[
+            (DlqHeaders.ERROR_TYPE, b"ValidationError"),
+            (DlqHeaders.SOURCE_PARTITION, b"3"),
+            (DlqHeaders.SOURCE_OFFSET, b"17"),
+        ],
+    )
     conn = await asyncpg.connect(database_dsn)
     try:
         for submission in (stuck_in_outbox, answered):
@@ -92,7 +115,14 @@ async def test_each_stage_a_submission_reached_is_reported(
     assert [r["sent"] for r in by_id[answered]["outbox"]] == [True]
     assert by_id[answered]["answers_on_outcomes_topic"] == 1
     assert by_id[never_sent]["on_submissions_topic"] == []
-    assert "NOT ON THE TOPIC" in describe(by_id[never_sent])
+    assert "NOT FOUND ON THE TOPIC" in describe(by_id[never_sent])
+    assert [t["dead_letters"] for t in traced] == [1, 0, 0, 0]
+    assert by_id[never_sent]["dead_letters_on_submissions_dlq"] == [
+        {"source_partition": "3", "source_offset": "17", "error_type": "ValidationError"}
+    ]
+    assert "1 dead letters in all on the submissions DLQ: ValidationError from 3:17" in describe(
+        by_id[never_sent]
+    )
     assert "PENDING" in describe(by_id[stuck_in_outbox])
 
 

@@ -8,7 +8,9 @@ each of a few unanswered submissions is followed through the pipeline:
    committed offset there (past it: the consumer says it was applied);
 2. in the registration database: its decision, and its outbox rows (pending or sent);
 3. on `registration.outcomes.v1`: whether its answers are there when read again from the start
-   (there: the bench's reader missed them; not there but sent: the broker lost them).
+   (there: the bench's reader missed them; not there but sent: the broker lost them);
+4. on the submissions DLQ: its dead letters, and every dead letter's source and error type (a
+   record whose bytes were damaged no longer holds the id it was sent with).
 
 Only bench-made identifiers and states are reported: no addresses, no names.
 """
@@ -16,25 +18,30 @@ Only bench-made identifiers and states are reported: no addresses, no names.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from solidarity.shared.contracts.topics import REGISTRATION_OUTCOMES, REGISTRATION_SUBMISSIONS
+from solidarity.shared.messaging.consumer import DlqHeaders
 
 SUBMISSIONS_GROUP = "registration.submissions"  # solidarity.registration.bootstrap, no prefix
 TRACED = 5  # submissions followed at most (each lookup scans a topic or the outbox)
 
 
-async def _positions(
-    bootstrap: str, topic: str, needles: Sequence[bytes], *, idle_s: float = 2.0
-) -> dict[bytes, list[tuple[int, int]]]:
-    """(partition, offset) of every record of `topic` whose value holds each needle, read
-    from the start until nothing more arrives for `idle_s` (the embedded broker's end offsets
-    cannot be trusted: see `tests/reliability/platform.read_all`)."""
-    found: dict[bytes, list[tuple[int, int]]] = {n: [] for n in needles}
+def _needle(submission_id: str) -> bytes:
+    """The id as it stands in a message's JSON: quoted, so `b-54` does not find `b-540`."""
+    return json.dumps(submission_id).encode()
+
+
+async def _records(bootstrap: str, topic: str, *, idle_s: float = 2.0) -> list[ConsumerRecord]:
+    """Every record of `topic`, read from the start until nothing more arrives for `idle_s`
+    (the embedded broker's end offsets cannot be trusted: see
+    `tests/reliability/platform.read_all`)."""
+    records: list[ConsumerRecord] = []
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
@@ -50,23 +57,50 @@ async def _positions(
             partitions = consumer.partitions_for_topic(topic) or set()
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
         if not assigned:
-            return found
+            return records
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
         loop = asyncio.get_running_loop()
         quiet_since = loop.time()
         while loop.time() - quiet_since < idle_s:
             batch = await consumer.getmany(timeout_ms=300)
-            for records in batch.values():
-                for record in records:
+            for got in batch.values():
+                if got:
                     quiet_since = loop.time()
-                    value = record.value or b""
-                    for needle in needles:
-                        if needle in value:
-                            found[needle].append((record.partition, record.offset))
-        return found
+                records.extend(got)
+        return records
     finally:
         await consumer.stop()
+
+
+def _positions(
+    records: Sequence[ConsumerRecord],
+    needles: Sequence[bytes],
+) -> dict[bytes, list[tuple[int, int]]]:
+    """(partition, offset) of every record whose value holds each needle."""
+    found: dict[bytes, list[tuple[int, int]]] = {n: [] for n in needles}
+    for record in records:
+        value = record.value or b""
+        for needle in needles:
+            if needle in value:
+                found[needle].append((record.partition, record.offset))
+    return found
+
+
+def _dead_letters(records: Sequence[ConsumerRecord]) -> list[dict[str, Any]]:
+    """Where each dead letter came from and the error's type (never its message, which may
+    quote the payload)."""
+    letters = []
+    for record in records:
+        headers = {k: (v or b"").decode(errors="replace") for k, v in record.headers or ()}
+        letters.append(
+            {
+                "source_partition": headers.get(DlqHeaders.SOURCE_PARTITION),
+                "source_offset": headers.get(DlqHeaders.SOURCE_OFFSET),
+                "error_type": headers.get(DlqHeaders.ERROR_TYPE),
+            }
+        )
+    return letters
 
 
 async def _committed(
@@ -129,13 +163,20 @@ async def trace_unanswered(
     submissions = list(submissions)[:TRACED]
     if not submissions:
         return []
-    needles = [s.encode() for _, s in submissions]
+    needles = [_needle(s) for _, s in submissions]
     submitted_topic = REGISTRATION_SUBMISSIONS.full_name(topic_prefix)
-    sent_on, answered_on, in_db = await asyncio.gather(
-        _positions(bootstrap, submitted_topic, needles),
-        _positions(bootstrap, REGISTRATION_OUTCOMES.full_name(topic_prefix), needles),
+    submitted, dead, answered, in_db = await asyncio.gather(
+        _records(bootstrap, submitted_topic),
+        _records(bootstrap, f"{submitted_topic}.dlq"),
+        _records(bootstrap, REGISTRATION_OUTCOMES.full_name(topic_prefix)),
         _in_database(registration_dsn, submissions),
     )
+    sent_on, answered_on, dead_on = (
+        _positions(submitted, needles),
+        _positions(answered, needles),
+        _positions(dead, needles),
+    )
+    letters = _dead_letters(dead)
     partitions = {p for places in sent_on.values() for p, _ in places}
     committed = await _committed(
         bootstrap, f"{topic_prefix}{SUBMISSIONS_GROUP}", submitted_topic, partitions
@@ -152,6 +193,11 @@ async def trace_unanswered(
                 ],
                 **in_db[submission_id],
                 "answers_on_outcomes_topic": len(answered_on[needle]),
+                "dead_letters": len(dead_on[needle]),
+                # Every dead letter of the submissions topic (a bench sends none that should
+                # be): one whose bytes were damaged no longer holds the id it was sent with.
+                "dead_letters_on_submissions_dlq": letters,
+                "records_on_submissions_topic": len(submitted),
             }
         )
     return traced
@@ -167,8 +213,14 @@ def describe(traced: dict[str, Any]) -> str:
         f"{r['event_type']} shard {r['shard']} {'sent' if r['sent'] else 'PENDING'}"
         for r in traced["outbox"]
     )
+    letters = traced["dead_letters_on_submissions_dlq"]
+    kinds = ", ".join(
+        f"{d['error_type']} from {d['source_partition']}:{d['source_offset']}" for d in letters
+    )
     return (
-        f"{traced['submission_id']}: submitted at {places or 'NOT ON THE TOPIC'}; "
+        f"{traced['submission_id']}: submitted at {places or 'NOT FOUND ON THE TOPIC'}; "
         f"{traced['status']}; outbox: {outbox or 'nothing'}; "
-        f"{traced['answers_on_outcomes_topic']} answers on the outcomes topic on a second read"
+        f"{traced['answers_on_outcomes_topic']} answers on the outcomes topic on a second read; "
+        f"{traced['dead_letters']} of its dead letters; "
+        f"{len(letters)} dead letters in all on the submissions DLQ{': ' + kinds if kinds else ''}"
     )
