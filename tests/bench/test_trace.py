@@ -117,6 +117,8 @@ async def test_each_stage_a_submission_reached_is_reported(
     assert by_id[never_sent]["on_submissions_topic"] == []
     assert "NOT FOUND ON THE TOPIC" in describe(by_id[never_sent])
     assert [t["dead_letters"] for t in traced] == [1, 0, 0, 0]
+    assert {t["records_on_submissions_topic"] for t in traced} == {4}
+    assert {t["repeated_records_on_submissions_topic"] for t in traced} == {0}
     assert by_id[never_sent]["dead_letters_on_submissions_dlq"] == [
         {"source_partition": "3", "source_offset": "17", "error_type": "ValidationError"}
     ]

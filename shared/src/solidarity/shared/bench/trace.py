@@ -18,7 +18,9 @@ Only bench-made identifiers and states are reported: no addresses, no names.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -177,6 +179,9 @@ async def trace_unanswered(
         _positions(dead, needles),
     )
     letters = _dead_letters(dead)
+    # The same bytes twice: a partner's resend, or a broker that stored one batch twice.
+    copies = Counter(hashlib.sha256(r.value or b"").digest() for r in submitted)
+    repeated = sum(n - 1 for n in copies.values())
     partitions = {p for places in sent_on.values() for p, _ in places}
     committed = await _committed(
         bootstrap, f"{topic_prefix}{SUBMISSIONS_GROUP}", submitted_topic, partitions
@@ -198,6 +203,7 @@ async def trace_unanswered(
                 # be): one whose bytes were damaged no longer holds the id it was sent with.
                 "dead_letters_on_submissions_dlq": letters,
                 "records_on_submissions_topic": len(submitted),
+                "repeated_records_on_submissions_topic": repeated,
             }
         )
     return traced
@@ -217,10 +223,13 @@ def describe(traced: dict[str, Any]) -> str:
     kinds = ", ".join(
         f"{d['error_type']} from {d['source_partition']}:{d['source_offset']}" for d in letters
     )
+    kinds = f": {kinds}" if kinds else ""
     return (
         f"{traced['submission_id']}: submitted at {places or 'NOT FOUND ON THE TOPIC'}; "
         f"{traced['status']}; outbox: {outbox or 'nothing'}; "
         f"{traced['answers_on_outcomes_topic']} answers on the outcomes topic on a second read; "
         f"{traced['dead_letters']} of its dead letters; "
-        f"{len(letters)} dead letters in all on the submissions DLQ{': ' + kinds if kinds else ''}"
+        f"{len(letters)} dead letters in all on the submissions DLQ{kinds}; "
+        f"{traced['records_on_submissions_topic']:,} records on the submissions topic, "
+        f"{traced['repeated_records_on_submissions_topic']:,} of them repeats"
     )
