@@ -19,6 +19,7 @@ from solidarity.shared.bench.observe import (
     assigned_partitions,
     shares_cover,
 )
+from solidarity.shared.bench.phases import consumer_counts
 from solidarity.shared.partners import Outcome, OutcomeReader
 from tests.bench.support import outcome
 
@@ -126,3 +127,20 @@ async def test_the_answer_watcher_reads_again_after_a_failed_read(tmp_path: Path
         await observers.stop()
     assert ledger.unanswered(0, 1) == 0
     assert observers.errors == {"answers:KafkaConnectionError": 1}
+
+
+def test_what_each_consumer_did_is_read_from_the_metrics() -> None:
+    text = "\n".join(
+        [
+            "# TYPE solidarity_consumer_messages counter",
+            'solidarity_consumer_messages_total{consumer="registration.submissions",'
+            'result="applied"} 9997.0',
+            'solidarity_consumer_messages_total{consumer="registration.submissions",'
+            'result="dead_lettered"} 3.0',
+            "solidarity_outbox_published_total 12.0",
+        ]
+    )
+    assert consumer_counts(text) == {
+        "registration.submissions applied": 9997.0,
+        "registration.submissions dead_lettered": 3.0,
+    }

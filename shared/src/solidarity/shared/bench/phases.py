@@ -13,6 +13,7 @@ import contextlib
 import math
 import os
 import random
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -472,6 +473,28 @@ async def flood_and_drain(
     watch.windows[label] = (started, time.time())
 
 
+async def consumer_results(setup: Setup) -> dict[str, dict[str, float]]:
+    """What became of the messages each service's consumers saw (from their `/metrics`):
+    `{service: {"consumer result": count}}`, summed over a service's instances. In a bench,
+    anything but `applied` (a duplicate, an ignored message, a dead letter) needs a reason."""
+    found: dict[str, dict[str, float]] = {}
+    async with httpx.AsyncClient() as client:
+        for instance in setup.stack.instances:
+            counts = found.setdefault(instance.service, {})
+            for key, value in consumer_counts(await scrape(client, instance.url)).items():
+                counts[key] = counts.get(key, 0.0) + value
+    return found
+
+
+def consumer_counts(metrics: str) -> dict[str, float]:
+    """`{"consumer result": count}` from a service's `/metrics` text."""
+    counts: dict[str, float] = {}
+    for labels, value in metric_values(metrics, "solidarity_consumer_messages_total").items():
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        counts[f"{fields.get('consumer', '?')} {fields.get('result', '?')}"] = value
+    return counts
+
+
 async def trace_lost(
     setup: Setup, watch: Watching, numbers: range, *, say: Say
 ) -> list[dict[str, Any]]:
@@ -499,6 +522,11 @@ async def trace_lost(
         return []
     for item in traced:
         say(f"  {trace.describe(item)}")
+    results = (await consumer_results(setup)).get("registration", {})
+    unusual = {k: v for k, v in results.items() if not k.endswith(" applied") and v}
+    say(
+        f"  the registration service's consumers, besides what they applied: {unusual or 'nothing'}"
+    )
     return traced
 
 

@@ -46,6 +46,7 @@ async def main_run(stack: BenchStack, options: BenchOptions, *, say: Say) -> dic
                 setup, watch, steady, options, say=say, label="steady", rate=watch.steady_rate
             )
         burst = phases.burst_figures(watch, flood, steady, setup)
+        burst["consumer_results"] = await phases.consumer_results(setup)
         if burst["lost"]:
             burst["unanswered"] = await phases.trace_lost(
                 setup, watch, range(options.registrations), say=say
