@@ -98,6 +98,7 @@ class BurstLedger:
         self.wire_repeats = 0  # the same answer (same event id) read twice
         self.resend_answers = 0  # answers to a partner's resend, flagged `duplicate`
         self.resent = 0  # submissions a partner sent again (the broker had not acknowledged)
+        self.resent_unanswered = 0  # submissions a partner sent again after no answer
         self.strangers = 0  # answers that name no submission of this run
         self.follow_ups = 0  # promotions and cancellations (none expected in a burst)
         self.invitable = 0  # new sign-ups that consented to invitations

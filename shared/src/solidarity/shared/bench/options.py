@@ -43,6 +43,12 @@ class BenchOptions:
     keep_data: bool = False
     # A wait gives up after this long without progress (answers, mail); there is no other limit.
     stall_s: float = 120.0
+    # A partner's answer timeout: answers stopped for this long with at most `resend_limit`
+    # submissions unanswered, those are traced (where did each stop?) and sent again once, as
+    # a partner does (the same submission id: the platform answers it once). What is still
+    # unanswered after that is lost.
+    resend_after_s: float = 20.0
+    resend_limit: int = 100
     # Quick mode: a wall-clock budget for the mail to settle after the answers are in.
     mail_budget_s: float | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)

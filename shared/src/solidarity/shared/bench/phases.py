@@ -370,6 +370,8 @@ class Watching:
     # Per stage: decision batches, seconds inside them (the service's own histogram), seconds
     # from the first submission to the last answer.
     decisions: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Where each submission that had to be sent again had stopped (`trace_lost`).
+    traced_before_resend: list[dict[str, Any]] = field(default_factory=list)
 
 
 def sustainable_rate(ledger: BurstLedger, flood: range) -> float:
@@ -448,8 +450,12 @@ async def flood_and_drain(
         )
     target = watch.ledger.answered + len(numbers)
     try:
-        answered = await wait_for_answers(watch.ledger, target, stall_s=options.stall_s, say=say)
+        answered = await wait_for_answers(
+            watch.ledger, target, stall_s=min(options.resend_after_s, options.stall_s), say=say
+        )
         await sending
+        if not answered:
+            answered = await resend_unanswered(setup, watch, numbers, options, target, say=say)
     finally:
         for process in held:
             process.resume()
@@ -530,6 +536,38 @@ async def trace_lost(
     return traced
 
 
+async def resend_unanswered(
+    setup: Setup,
+    watch: Watching,
+    numbers: range,
+    options: BenchOptions,
+    target: int,
+    *,
+    say: Say,
+) -> bool:
+    """Answers have stopped with some submissions unanswered. A few: trace where each stopped,
+    then send them again as a partner does after its timeout, and wait. Many: the platform is
+    slow or stuck, not a stray loss: wait as before. True when everything is answered."""
+    ledger = watch.ledger
+    waiting = ledger.unanswered_numbers(numbers.start, numbers.stop, limit=options.resend_limit + 1)
+    rest_s = max(0.0, options.stall_s - options.resend_after_s)
+    if not waiting or len(waiting) > options.resend_limit:
+        return await wait_for_answers(ledger, target, stall_s=rest_s, say=say)
+    say(f"  {len(waiting)} submission(s) without an answer after {options.resend_after_s:.0f} s")
+    watch.traced_before_resend += await trace_lost(setup, watch, numbers, say=say)
+    workload = setup.workload
+    by_partner: dict[int, list[SignedMessage]] = {}
+    for number in waiting:
+        by_partner.setdefault(workload.partner_of(number), []).append(
+            workload.build(number).message
+        )
+    say("  sending them again, as a partner does after its timeout (the same submission ids)")
+    for partner, messages in by_partner.items():
+        await publish_resending(watch.partners[partner], messages, ledger)
+    ledger.resent_unanswered += len(waiting)
+    return await wait_for_answers(ledger, target, stall_s=max(rest_s, 15.0), say=say)
+
+
 def burst_figures(watch: Watching, flood: range, steady: range, setup: Setup) -> dict[str, Any]:
     """The burst's numbers: rates, latencies, memory, losses."""
     ledger = watch.ledger
@@ -605,6 +643,8 @@ def burst_figures(watch: Watching, flood: range, steady: range, setup: Setup) ->
         "duplicated_mails": duplicated_mails,
         "wire_repeats": ledger.wire_repeats,
         "partner_resends": ledger.resent,
+        "resent_after_no_answer": ledger.resent_unanswered,
+        "traced_before_resend": watch.traced_before_resend,
         "watcher_errors": dict(watch.observers.errors),
         "answers_to_resends": ledger.resend_answers,
         "mails_missing": max(0, ledger.mail_pending),

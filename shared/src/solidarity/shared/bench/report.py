@@ -207,6 +207,11 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("ratio", "registration (decided / bare)", f"{results['ratio']['registration']:.2f}"),
         ("ratio", "notifications (mails / SMTP)", f"{results['ratio']['notifications']:.2f}"),
         ("checks", "lost", f"{results['lost']:,}"),
+        (
+            "checks",
+            "sent again after no answer",
+            f"{results['burst'].get('resent_after_no_answer', 0):,}",
+        ),
         ("checks", "duplicated", f"{results['duplicated']:,}"),
         (
             "checks",
