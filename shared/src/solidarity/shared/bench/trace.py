@@ -29,50 +29,16 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from solidarity.shared.contracts.topics import REGISTRATION_OUTCOMES, REGISTRATION_SUBMISSIONS
 from solidarity.shared.messaging.consumer import DlqHeaders
+from solidarity.shared.messaging.kafka import read_topic
 
 SUBMISSIONS_GROUP = "registration.submissions"  # solidarity.registration.bootstrap, no prefix
 TRACED = 5  # submissions followed at most (each lookup scans a topic or the outbox)
+READ_TIMEOUT_S = 300.0  # a topic read from its start (a million records take a while)
 
 
 def _needle(submission_id: str) -> bytes:
     """The id as it stands in a message's JSON: quoted, so `b-54` does not find `b-540`."""
     return json.dumps(submission_id).encode()
-
-
-async def _records(bootstrap: str, topic: str, *, idle_s: float = 2.0) -> list[ConsumerRecord]:
-    """Every record of `topic`, read from the start until nothing more arrives for `idle_s`
-    (the embedded broker's end offsets cannot be trusted: see
-    `tests/reliability/platform.read_all`)."""
-    records: list[ConsumerRecord] = []
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=5_000,
-    )
-    await consumer.start()
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        if not partitions:
-            await consumer.topics()
-            partitions = consumer.partitions_for_topic(topic) or set()
-        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
-        if not assigned:
-            return records
-        consumer.assign(assigned)
-        await consumer.seek_to_beginning(*assigned)
-        loop = asyncio.get_running_loop()
-        quiet_since = loop.time()
-        while loop.time() - quiet_since < idle_s:
-            batch = await consumer.getmany(timeout_ms=300)
-            for got in batch.values():
-                if got:
-                    quiet_since = loop.time()
-                records.extend(got)
-        return records
-    finally:
-        await consumer.stop()
 
 
 def _positions(
@@ -168,9 +134,11 @@ async def trace_unanswered(
     needles = [_needle(s) for _, s in submissions]
     submitted_topic = REGISTRATION_SUBMISSIONS.full_name(topic_prefix)
     submitted, dead, answered, in_db = await asyncio.gather(
-        _records(bootstrap, submitted_topic),
-        _records(bootstrap, f"{submitted_topic}.dlq"),
-        _records(bootstrap, REGISTRATION_OUTCOMES.full_name(topic_prefix)),
+        read_topic(bootstrap, submitted_topic, timeout_s=READ_TIMEOUT_S),
+        read_topic(bootstrap, f"{submitted_topic}.dlq", timeout_s=READ_TIMEOUT_S),
+        read_topic(
+            bootstrap, REGISTRATION_OUTCOMES.full_name(topic_prefix), timeout_s=READ_TIMEOUT_S
+        ),
         _in_database(registration_dsn, submissions),
     )
     sent_on, answered_on, dead_on = (
