@@ -10,10 +10,10 @@ import json
 import httpx
 import pytest
 
-from solidarity.shared.runtime import ServiceRuntime, create_service_app
+from solidarity.shared.runtime import ServiceRuntime
 from solidarity.shared.settings import DatabaseSettings, KafkaSettings, ServiceSettings
 from solidarity.shared.testing.infrastructure import Infrastructure
-from solidarity.shared.testing.services import EXAMPLE_SERVICE
+from solidarity.shared.testing.services import example_app
 
 pytestmark = pytest.mark.integration
 
@@ -42,14 +42,7 @@ async def test_a_background_task_that_ends_fails_health(
         ),
         database=DatabaseSettings(url=kit_database_dsn, pool_max_size=2),
     )
-    app = create_service_app(
-        spec=EXAMPLE_SERVICE,
-        settings=settings,
-        wire=wire,
-        title="Example",
-        description="An example",
-        run_migrations=False,
-    )
+    app = example_app(settings, wire)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://example") as client:

@@ -65,3 +65,21 @@ def test_console_format_redacts_too() -> None:
         structlog.reset_defaults()
     assert "registrant_seen" in out.getvalue()
     assert EMAIL not in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("libraries_level", "shown"), [("WARNING", False), ("INFO", True), ("DEBUG", True)]
+)
+def test_the_libraries_speak_at_their_own_level(libraries_level: str, shown: bool) -> None:
+    out = io.StringIO()
+    configure_logging(fmt="json", level="INFO", stream=out, libraries_level=libraries_level)
+    try:
+        logging.getLogger("aiokafka.consumer.group_coordinator").info("(Re-)joining group g")
+        logging.getLogger("aiokafka").debug("a debug line is below the service's own level")
+        logging.getLogger("aiokafka").warning("Heartbeat failed")
+    finally:
+        structlog.reset_defaults()
+    events = [json.loads(line)["event"] for line in out.getvalue().splitlines()]
+    assert ("(Re-)joining group g" in events) is shown
+    assert "a debug line is below the service's own level" not in events
+    assert "Heartbeat failed" in events

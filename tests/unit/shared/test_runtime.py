@@ -3,7 +3,10 @@ live app, and every service answers 503 with Retry-After while its database is a
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import signal
 import uuid
 from types import SimpleNamespace
 from typing import Any
@@ -11,6 +14,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import structlog
 from fastapi import FastAPI
 from pydantic import SecretStr
 
@@ -21,8 +25,14 @@ from solidarity.notifications.bootstrap import create_app as notifications_app
 from solidarity.notifications.settings import NotificationsSettings
 from solidarity.registration.bootstrap import create_app as registration_app
 from solidarity.registration.settings import RegistrationSettings
+from solidarity.shared.logging import configure_logging
 from solidarity.shared.messaging.outbox import Outbox
-from solidarity.shared.runtime import ServiceRuntime, create_service_app
+from solidarity.shared.runtime import (
+    ServiceRuntime,
+    awaited_chain,
+    create_service_app,
+    log_task_stacks,
+)
 from solidarity.shared.service import ServiceSpec, discover_services
 from solidarity.shared.settings import ServiceSettings
 from solidarity.shared.testing.services import EXAMPLE_SERVICE
@@ -190,3 +200,34 @@ async def test_the_preference_pages_answer_503(error: BaseException) -> None:
     token = TokenSigner(settings.signing_key()).sign(UnsubscribeToken(uuid.uuid4(), "all"))
     _unavailable(await _get(app, "/preferences", params={"token": token}))
     _unavailable(await _get(app, "/unsubscribe", method="POST", params={"token": token}))
+
+
+async def _inner(gate: asyncio.Event) -> None:
+    await gate.wait()
+
+
+async def _outer(gate: asyncio.Event) -> None:
+    await _inner(gate)
+
+
+async def test_sigusr1_logs_where_every_task_waits(capsys: pytest.CaptureFixture[str]) -> None:
+    gate = asyncio.Event()
+    task = asyncio.create_task(_outer(gate), name="stuck-start")
+    await asyncio.sleep(0)
+    assert awaited_chain(task.get_coro())[-1].startswith("Future")  # where it waits
+    previous = signal.signal(signal.SIGUSR1, log_task_stacks)
+    configure_logging(fmt="json", level="INFO")
+    try:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        await asyncio.sleep(0.05)  # the handler runs between two steps of the loop
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        structlog.reset_defaults()
+        gate.set()
+        await task
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+    stacks = {line["task"]: line["awaits"] for line in lines if line["event"] == "task_stack"}
+    assert [line["tasks"] for line in lines if line["event"] == "task_stacks"] == [len(stacks)]
+    waits = stacks["stuck-start"]
+    assert [entry.rsplit(" ", 1)[-1] for entry in waits[:3]] == ["_outer", "_inner", "wait"]
+    assert waits[0].startswith(__file__)

@@ -103,9 +103,17 @@ class _CurrentStderr:
 
 
 def configure_logging(
-    *, fmt: str = "json", level: str = "INFO", stream: TextIO | None = None
+    *,
+    fmt: str = "json",
+    level: str = "INFO",
+    stream: TextIO | None = None,
+    libraries_level: str = "WARNING",
 ) -> None:
-    """Configure structlog and the standard library logging once per process."""
+    """Configure structlog and the standard library logging once per process.
+
+    `libraries_level` is for the chatty libraries (aiokafka, FastStream, asyncio): never more
+    verbose than `level`.
+    """
     out: TextIO = stream if stream is not None else _CurrentStderr()  # type: ignore[assignment]
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -147,7 +155,9 @@ def configure_logging(
     root.handlers[:] = [handler]
     root.setLevel(level)
     for noisy in ("aiokafka", "faststream", "asyncio", "mail.log"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+        logging.getLogger(noisy).setLevel(
+            max(logging.getLevelNamesMapping()[libraries_level], root.level)
+        )
 
 
 def get_logger(name: str | None = None) -> Any:

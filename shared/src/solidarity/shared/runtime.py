@@ -18,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import reduce
 from http import HTTPStatus
 from operator import or_
+from types import FrameType
 from typing import Any
 
 import asyncpg
@@ -43,7 +45,7 @@ from solidarity.shared.db.migrations import migrate
 from solidarity.shared.db.pool import TRANSIENT_DB_ERRORS, create_pool
 from solidarity.shared.logging import configure_logging, get_logger
 from solidarity.shared.messaging.consumer import ConsumerRunner
-from solidarity.shared.messaging.kafka import make_broker, make_producer
+from solidarity.shared.messaging.kafka import make_broker, make_producer, stay_in_groups_on_stop
 from solidarity.shared.messaging.outbox import Outbox
 from solidarity.shared.messaging.relay import OutboxRelay
 from solidarity.shared.service import ServiceSpec
@@ -259,7 +261,7 @@ def create_service_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        configure_logging(fmt=settings.logging.format, level=settings.logging.level)
+        _configure_logging(settings)
         if run_migrations:
             applied = await migrate(settings.database.url, service_package=spec.package)
             log.info("migrations_checked", service=spec.name, applied=len(applied))
@@ -285,11 +287,19 @@ def create_service_app(
         app.state.runtime = runtime
         app.state.consumer_lag = {}
         app.state.outbox_backlog = 0
-        await wire(runtime)
-        declare_publishers(broker, service=spec.name, topic_prefix=settings.kafka.topic_prefix)
         stop = asyncio.Event()
-        await producer.start()
-        await broker.start()
+        try:
+            await wire(runtime)
+            declare_publishers(broker, service=spec.name, topic_prefix=settings.kafka.topic_prefix)
+            await producer.start()
+            await _start_broker(broker, service=spec.name)
+        except BaseException:
+            # A start that failed, or was stopped while its consumers joined: close what it
+            # opened, whatever state each part is in.
+            for close in (broker.stop, runtime.resources.aclose, producer.stop, pool.close):
+                with contextlib.suppress(Exception):
+                    await close()
+            raise
         tasks = [asyncio.create_task(runtime.relay.run(stop), name="outbox-relay")]
         tasks += [
             asyncio.create_task(job(stop), name=getattr(job, "__qualname__", repr(job)))
@@ -321,6 +331,8 @@ def create_service_app(
         finally:
             up.set(0)
             stop.set()
+            if not settings.kafka.leave_group_on_stop:
+                stay_in_groups_on_stop(broker)
             await broker.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
             await runtime.resources.aclose()
@@ -405,6 +417,37 @@ def create_service_app(
     return app
 
 
+async def _start_broker(broker: KafkaBroker, *, service: str, warn_after_s: float = 60.0) -> None:
+    """Start the broker (every consumer joins its group), saying so while a join drags on.
+
+    A join takes seconds; one that takes minutes is the broker not completing the group's
+    rebalance, and the service is not ready meanwhile: a warning each minute names the groups
+    still waiting, instead of silence.
+    """
+    starting = asyncio.ensure_future(broker.start())
+    started = time.monotonic()
+    while True:
+        try:
+            done, _ = await asyncio.wait({starting}, timeout=warn_after_s)
+        except BaseException:
+            starting.cancel()
+            raise
+        if done:
+            starting.result()
+            return
+        waiting = sorted(
+            str(getattr(subscriber, "group_id", None))
+            for subscriber in broker.subscribers
+            if not (consumer := getattr(subscriber, "consumer", None)) or not consumer.assignment()
+        )
+        log.warning(
+            "consumer_groups_not_joined",
+            service=service,
+            waited_s=round(time.monotonic() - started),
+            groups=waiting,
+        )
+
+
 async def _observe(app: FastAPI, runtime: ServiceRuntime, stop: asyncio.Event) -> None:
     """Refresh the outbox backlog and consumer lag every few seconds, for metrics."""
     while not stop.is_set():
@@ -437,8 +480,9 @@ async def _observe(app: FastAPI, runtime: ServiceRuntime, stop: asyncio.Event) -
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    """Run a service's app with uvicorn until SIGTERM or Ctrl-C."""
-    configure_logging(fmt=settings.logging.format, level=settings.logging.level)
+    """Run a service's app with uvicorn until SIGTERM or Ctrl-C; SIGUSR1 logs its tasks."""
+    _configure_logging(settings)
+    signal.signal(signal.SIGUSR1, log_task_stacks)
     uvicorn.run(
         app,
         host=settings.http_host,
@@ -447,3 +491,59 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         access_log=False,
         lifespan="on",
     )
+
+
+def _configure_logging(settings: ServiceSettings) -> None:
+    configure_logging(
+        fmt=settings.logging.format,
+        level=settings.logging.level,
+        libraries_level=settings.logging.libraries_level,
+    )
+
+
+def log_task_stacks(signum: int, frame: FrameType | None) -> None:
+    """SIGUSR1: log every asyncio task and the chain of awaits it is suspended in.
+
+    For a service that is alive but stuck (a start that never ends, a loop that stopped
+    making progress): `kill -USR1 <pid>` shows where each task waits, in the service's log.
+    Only code locations are logged, never values.
+    """
+    try:
+        tasks = asyncio.all_tasks()
+    except RuntimeError:  # no loop runs yet (or any more)
+        log.warning("task_stacks", tasks=0)
+        return
+    log.warning("task_stacks", tasks=len(tasks))
+    for task in sorted(tasks, key=lambda t: t.get_name()):
+        log.warning("task_stack", task=task.get_name(), awaits=awaited_chain(task.get_coro()))
+
+
+def awaited_chain(awaitable: object) -> list[str]:
+    """Where a coroutine is suspended, outermost first: `file:line function` per frame."""
+    chain: list[str] = []
+    current: object | None = awaitable
+    while current is not None and len(chain) < 64:
+        frame = next(
+            (
+                f
+                for f in (getattr(current, a, None) for a in ("cr_frame", "gi_frame", "ag_frame"))
+                if f is not None
+            ),
+            None,
+        )
+        if frame is None:  # a future, a finished coroutine, or something else awaitable
+            chain.append(type(current).__name__)
+            break
+        code = frame.f_code
+        chain.append(f"{code.co_filename}:{frame.f_lineno} {code.co_name}")
+        current = next(
+            (
+                n
+                for n in (
+                    getattr(current, a, None) for a in ("cr_await", "gi_yieldfrom", "ag_await")
+                )
+                if n is not None
+            ),
+            None,
+        )
+    return chain

@@ -22,6 +22,11 @@ class KafkaSettings(BaseSettings):
     enable_idempotence: bool = False
     topic_prefix: str = ""
     client_id: str = "solidarity"
+    # Whether a stopping instance tells the group coordinator it leaves (LeaveGroup), so that
+    # its partitions move at once; otherwise they move when its session times out (10 s).
+    # Real Kafka: on. The embedded broker (Tansu 0.6) keeps a departed leader as the leader
+    # of a group that was rebalancing, and no member can join it again: off there.
+    leave_group_on_stop: bool = False
 
 
 class DatabaseSettings(BaseSettings):
@@ -41,6 +46,9 @@ class LoggingSettings(BaseSettings):
 
     format: Literal["json", "console"] = "json"
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # aiokafka's and FastStream's own loggers (group joins, rebalances, connections): quiet by
+    # default; INFO or DEBUG when a consumer's group membership needs looking into.
+    libraries_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 
 
 class ServiceSettings(BaseSettings):

@@ -344,6 +344,8 @@ class LocalStack:
                 "SOLIDARITY_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
                 # The embedded broker fails InitProducerId: no idempotent producers on it.
                 "SOLIDARITY_KAFKA_ENABLE_IDEMPOTENCE": "false",
+                # A leader's LeaveGroup mid-rebalance strands its group on it (bug J).
+                "SOLIDARITY_KAFKA_LEAVE_GROUP_ON_STOP": "false",
                 "SOLIDARITY_KAFKA_TOPIC_PREFIX": "",
                 "SOLIDARITY_HTTP_HOST": self.host,
                 "SOLIDARITY_HTTP_PORT": str(port),
