@@ -249,7 +249,8 @@ async def test_notifications_killed_and_scaled_mid_fan_out_sends_every_mail_once
             await first.start()
             await first.wait_ready()
             # A training (no invitations) whose one-minute reminder falls due in the middle
-            # of it all (about 35 s from now).
+            # of it all (about 35 s from now). Its registrations go first, and are planned
+            # before the crowd arrives: a reminder is planned only while it is still ahead.
             starts = datetime.now(UTC) + timedelta(seconds=95)
             training = platform.session_scheduled(
                 campaign.campaign_id, kind=SessionKind.TRAINING
@@ -260,10 +261,27 @@ async def test_notifications_killed_and_scaled_mid_fan_out_sends_every_mail_once
                 [
                     campaign,
                     training,
-                    *(p.recorded() for p in [*people, *ordered]),
-                    *(p.signed_up(campaign.campaign_id) for p in people),
+                    *(p.recorded() for p in ordered),
                     *(p.signed_up(campaign.campaign_id, invitations=False) for p in ordered),
                     *(p.confirmed(campaign.campaign_id, training.session_id) for p in ordered),
+                ],
+            )
+
+            async def reminders_planned() -> bool:
+                rows = await platform.fetch(
+                    dsn, "SELECT count(*) AS n FROM deliveries WHERE kind = 'reminder'"
+                )
+                return bool(rows[0]["n"] == ordered_count)
+
+            await platform.wait_until(
+                reminders_planned, timeout_s=30, what="the training's reminders planned"
+            )
+            await platform.publish_events(
+                bootstrap,
+                prefix,
+                [
+                    *(p.recorded() for p in people),
+                    *(p.signed_up(campaign.campaign_id) for p in people),
                 ],
             )
 
