@@ -32,6 +32,7 @@ from solidarity.shared.runtime import (
     awaited_chain,
     create_service_app,
     log_task_stacks,
+    start_broker,
 )
 from solidarity.shared.service import ServiceSpec, discover_services
 from solidarity.shared.settings import ServiceSettings
@@ -231,3 +232,41 @@ async def test_sigusr1_logs_where_every_task_waits(capsys: pytest.CaptureFixture
     waits = stacks["stuck-start"]
     assert [entry.rsplit(" ", 1)[-1] for entry in waits[:3]] == ["_outer", "_inner", "wait"]
     assert waits[0].startswith(__file__)
+
+
+class _JoinsForever:
+    """A broker whose consumers never get their partitions."""
+
+    def __init__(self) -> None:
+        self.subscribers = [
+            SimpleNamespace(group_id="joined", consumer=SimpleNamespace(assignment=lambda: {0})),
+            SimpleNamespace(group_id="waiting", consumer=SimpleNamespace(assignment=set)),
+            SimpleNamespace(group_id="not-started", consumer=None),
+        ]
+        self.cancelled = False
+
+    async def start(self) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+
+
+async def test_a_start_whose_consumers_do_not_join_says_so_until_it_is_stopped(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    broker = _JoinsForever()
+    configure_logging(fmt="json", level="INFO")
+    try:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.35):
+                await start_broker(broker, service="example", warn_after_s=0.1)  # type: ignore[arg-type]
+    finally:
+        structlog.reset_defaults()
+    await asyncio.sleep(0)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+    warnings = [line for line in lines if line["event"] == "consumer_groups_not_joined"]
+    assert 2 <= len(warnings) <= 3  # one every 0.1 s
+    assert {tuple(w["groups"]) for w in warnings} == {("not-started", "waiting")}
+    assert broker.cancelled, "stopping the service stops the start"

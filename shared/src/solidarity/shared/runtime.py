@@ -292,10 +292,12 @@ def create_service_app(
             await wire(runtime)
             declare_publishers(broker, service=spec.name, topic_prefix=settings.kafka.topic_prefix)
             await producer.start()
-            await _start_broker(broker, service=spec.name)
+            await start_broker(broker, service=spec.name)
         except BaseException:
             # A start that failed, or was stopped while its consumers joined: close what it
             # opened, whatever state each part is in.
+            if not settings.kafka.leave_group_on_stop:
+                stay_in_groups_on_stop(broker)
             for close in (broker.stop, runtime.resources.aclose, producer.stop, pool.close):
                 with contextlib.suppress(Exception):
                     await close()
@@ -417,7 +419,7 @@ def create_service_app(
     return app
 
 
-async def _start_broker(broker: KafkaBroker, *, service: str, warn_after_s: float = 60.0) -> None:
+async def start_broker(broker: KafkaBroker, *, service: str, warn_after_s: float = 60.0) -> None:
     """Start the broker (every consumer joins its group), saying so while a join drags on.
 
     A join takes seconds; one that takes minutes is the broker not completing the group's
