@@ -32,6 +32,7 @@ from solidarity.shared.runtime import (
     awaited_chain,
     create_service_app,
     log_task_stacks,
+    observe,
     start_broker,
 )
 from solidarity.shared.service import ServiceSpec, discover_services
@@ -270,3 +271,37 @@ async def test_a_start_whose_consumers_do_not_join_says_so_until_it_is_stopped(
     assert 2 <= len(warnings) <= 3  # one every 0.1 s
     assert {tuple(w["groups"]) for w in warnings} == {("not-started", "waiting")}
     assert broker.cancelled, "stopping the service stops the start"
+
+
+class _NeverAnswers:
+    """A consumer asked for its end offsets while it is being closed: it never answers."""
+
+    def assignment(self) -> set[str]:
+        return {"partition-0"}
+
+    async def end_offsets(self, partitions: list[str]) -> dict[str, int]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+class _NoPool:
+    def acquire(self) -> Any:
+        raise ConnectionError("the database is away")
+
+
+async def test_a_consumer_that_never_answers_does_not_hold_up_the_metrics_loop() -> None:
+    """It once held up a service's stop: the loop waited on a consumer the stop had closed."""
+    runtime = SimpleNamespace(
+        pool=_NoPool(),
+        broker=SimpleNamespace(
+            subscribers=[SimpleNamespace(group_id="g", consumer=_NeverAnswers())]
+        ),
+    )
+    app = FastAPI()
+    app.state.consumer_lag = {}
+    stop = asyncio.Event()
+    loop = asyncio.create_task(observe(app, runtime, stop, probe_timeout_s=0.05))  # type: ignore[arg-type]
+    await asyncio.sleep(0.2)
+    stop.set()
+    await asyncio.wait_for(loop, 1.0)
+    assert app.state.consumer_lag == {}

@@ -307,7 +307,8 @@ def create_service_app(
             asyncio.create_task(job(stop), name=getattr(job, "__qualname__", repr(job)))
             for job in runtime.background
         ]
-        tasks.append(asyncio.create_task(_observe(app, runtime, stop), name="observe"))
+        observer = asyncio.create_task(observe(app, runtime, stop), name="observe")
+        tasks.append(observer)
         app.state.ended_tasks = []
 
         def ended(task: asyncio.Task[None]) -> None:
@@ -335,6 +336,7 @@ def create_service_app(
             stop.set()
             if not settings.kafka.leave_group_on_stop:
                 stay_in_groups_on_stop(broker)
+            observer.cancel()  # it reads the consumers that the broker's stop closes
             await broker.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
             await runtime.resources.aclose()
@@ -450,35 +452,50 @@ async def start_broker(broker: KafkaBroker, *, service: str, warn_after_s: float
         )
 
 
-async def _observe(app: FastAPI, runtime: ServiceRuntime, stop: asyncio.Event) -> None:
-    """Refresh the outbox backlog and consumer lag every few seconds, for metrics."""
+async def observe(
+    app: FastAPI, runtime: ServiceRuntime, stop: asyncio.Event, *, probe_timeout_s: float = 5.0
+) -> None:
+    """Refresh the outbox backlog and consumer lag every few seconds, for metrics.
+
+    Each probe has a time limit: a consumer asked for its end offsets while the broker
+    rebalances, or while the service stops it, may never answer, and a metric must not hold
+    up the loop (or the service's stop, which waits for this task).
+    """
     while not stop.is_set():
         with contextlib.suppress(Exception):
-            async with runtime.pool.acquire() as conn:
-                app.state.outbox_backlog = await conn.fetchval(
-                    "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
-                )
+            async with asyncio.timeout(probe_timeout_s):
+                async with runtime.pool.acquire() as conn:
+                    app.state.outbox_backlog = await conn.fetchval(
+                        "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
+                    )
         for subscriber in runtime.broker.subscribers:
             with contextlib.suppress(Exception):
                 consumer = getattr(subscriber, "consumer", None)
                 if consumer is None:
                     continue
-                assigned = list(consumer.assignment())
-                if not assigned:
-                    continue
-                ends = await consumer.end_offsets(assigned)
-                total = 0
-                for tp in assigned:
-                    # The embedded broker reports a partition's end as its last record
-                    # batch's base offset + 1; the fetch responses' high watermark is right.
-                    end = max(ends[tp], consumer.highwater(tp) or 0)
-                    total += max(0, end - await consumer.position(tp))
-                group = getattr(subscriber, "group_id", None) or ""
-                app.state.consumer_lag[group] = total
+                async with asyncio.timeout(probe_timeout_s):
+                    lag = await _lag(consumer)
+                if lag is not None:
+                    app.state.consumer_lag[getattr(subscriber, "group_id", None) or ""] = lag
         try:
             await asyncio.wait_for(stop.wait(), timeout=5.0)
         except TimeoutError:
             continue
+
+
+async def _lag(consumer: Any) -> int | None:
+    """Messages behind the end of the log over the consumer's partitions (None: it has none)."""
+    assigned = list(consumer.assignment())
+    if not assigned:
+        return None
+    ends = await consumer.end_offsets(assigned)
+    total = 0
+    for tp in assigned:
+        # The embedded broker reports a partition's end as its last record batch's base
+        # offset + 1; the fetch responses' high watermark is right.
+        end = max(ends[tp], consumer.highwater(tp) or 0)
+        total += max(0, end - await consumer.position(tp))
+    return total
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
