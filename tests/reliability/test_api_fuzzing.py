@@ -25,7 +25,10 @@ from tests.reliability.figures import record, size
 pytestmark = pytest.mark.reliability
 
 ADMIN_TOKEN = "reliability-admin-token-0123456789"
-CHECKS = "not_a_server_error,response_schema_conformance"
+CHECKS = (
+    "not_a_server_error,status_code_conformance,content_type_conformance,"
+    "response_schema_conformance"
+)
 
 
 async def _schemathesis(

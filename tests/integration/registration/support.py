@@ -51,6 +51,7 @@ from solidarity.shared.contracts.topics import (
 )
 from solidarity.shared.db.migrations import migrate
 from solidarity.shared.db.pool import connect, create_pool
+from solidarity.shared.http_models import answer_invalid_requests_without_their_input
 from solidarity.shared.messaging.consumer import ConsumerRunner
 from solidarity.shared.messaging.kafka import make_producer, read_topic
 from solidarity.shared.messaging.outbox import Outbox
@@ -429,7 +430,9 @@ async def partner_api(
     async with consumers(infrastructure, dsn, prefix) as driven:
         app = FastAPI()
         app.include_router(http.router)
-        answer_database_outages(app)  # as every service app does (create_service_app)
+        # As every service app does (create_service_app):
+        answer_database_outages(app)
+        answer_invalid_requests_without_their_input(app)
         app.state.registration = http.RegistrationContext(settings=settings, metrics=driven.metrics)
         app.state.runtime = SimpleNamespace(
             pool=driven.pool, outbox=Outbox(producer="registration", topic_prefix=prefix)

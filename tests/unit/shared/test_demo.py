@@ -17,7 +17,7 @@ from rich.console import Console
 
 from solidarity.registration.domain.partners import signature_matches, signing_secret
 from solidarity.registration.domain.submissions import normalise_email
-from solidarity.registration.entrypoints.http import SubmissionIn
+from solidarity.registration.entrypoints.http_models import SubmissionIn
 from solidarity.shared.cli.app import run
 from solidarity.shared.contracts.envelope import Envelope, headers_to_dict
 from solidarity.shared.contracts.events.catalog import RegistrationQuestion

@@ -32,7 +32,7 @@ import asyncpg
 import uvicorn
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
@@ -43,6 +43,13 @@ from prometheus_client.registry import Collector
 from solidarity.shared.contracts.topics import TOPICS
 from solidarity.shared.db.migrations import migrate
 from solidarity.shared.db.pool import TRANSIENT_DB_ERRORS, create_pool
+from solidarity.shared.http_models import (
+    PROBLEM_MEDIA_TYPE,
+    Health,
+    ProblemDetails,
+    Readiness,
+    answer_invalid_requests_without_their_input,
+)
 from solidarity.shared.logging import configure_logging, get_logger
 from solidarity.shared.messaging.consumer import ConsumerRunner
 from solidarity.shared.messaging.kafka import make_broker, make_producer, stay_in_groups_on_stop
@@ -99,13 +106,9 @@ DATABASE_RETRY_AFTER_S = 5
 
 def problem_body(status: int, code: str, message: str) -> dict[str, Any]:
     """The kit's default error body: RFC 9457 problem details (with `detail`, like FastAPI's)."""
-    return {
-        "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": message,
-        "code": code,
-    }
+    return ProblemDetails(
+        title=HTTPStatus(status).phrase, status=status, detail=message, code=code
+    ).model_dump()
 
 
 def answer_database_outages(app: FastAPI, *, error_body: ErrorBody | None = None) -> None:
@@ -117,7 +120,7 @@ def answer_database_outages(app: FastAPI, *, error_body: ErrorBody | None = None
     kit's problem details by default) and says nothing of the request or the error's text.
     """
     body = error_body or problem_body
-    media_type = "application/problem+json" if error_body is None else "application/json"
+    media_type = PROBLEM_MEDIA_TYPE if error_body is None else "application/json"
 
     async def database_away(request: Request, exc: Exception) -> Response:
         route = getattr(request.scope.get("route"), "path", "unmatched")
@@ -370,6 +373,7 @@ def create_service_app(
     app.state.asyncapi_document = document
     registry.register(_RuntimeCollector(app))
     answer_database_outages(app, error_body=error_body)
+    answer_invalid_requests_without_their_input(app)
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next: Any) -> Response:
@@ -384,7 +388,10 @@ def create_service_app(
         "/health",
         tags=["operations"],
         summary="Liveness: the process answers and its background tasks run",
-        responses={503: {"description": "A background task ended: restart the process"}},
+        response_model=Health,
+        responses={
+            503: {"model": Health, "description": "A background task ended: restart the process"}
+        },
     )
     async def health() -> JSONResponse:
         ended = list(getattr(app.state, "ended_tasks", []))
@@ -394,7 +401,13 @@ def create_service_app(
             )
         return JSONResponse({"status": "ok", "service": spec.name})
 
-    @app.get("/ready", tags=["operations"], summary="Readiness: database and broker reachable")
+    @app.get(
+        "/ready",
+        tags=["operations"],
+        summary="Readiness: database and broker reachable",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "The database or broker is away"}},
+    )
     async def ready() -> JSONResponse:
         runtime: ServiceRuntime | None = getattr(app.state, "runtime", None)
         checks: dict[str, bool] = {"database": False, "broker": False}
@@ -410,11 +423,22 @@ def create_service_app(
             status_code=200 if ok else 503,
         )
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
 
-    @app.get("/asyncapi.json", tags=["operations"], summary="The AsyncAPI document")
+    @app.get(
+        "/asyncapi.json",
+        tags=["operations"],
+        summary="The AsyncAPI document",
+        responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
+    )
     async def asyncapi() -> JSONResponse:
         return JSONResponse(await document())
 

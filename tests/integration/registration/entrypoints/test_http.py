@@ -109,11 +109,16 @@ async def test_http_submissions_are_decided_by_the_consumer_and_can_be_cancelled
         assert (await api.client.post("/v1/registrations", json={})).status_code == 401
         wrong = {"Authorization": "Bearer swk_nope"}
         assert (await api.client.get("/v1/registrations/x", headers=wrong)).status_code == 401
-        invalid = http_body(submission(partner.partner_id, slug))
+        invalid = http_body(submission(partner.partner_id, slug, email="quinn.x@example.org"))
         invalid["registrant"].pop("role")
-        assert (
-            await api.client.post("/v1/registrations", json=invalid, headers=auth)
-        ).status_code == 422
+        refused = await api.client.post("/v1/registrations", json=invalid, headers=auth)
+        assert refused.status_code == 422
+        assert refused.json()["detail"][0]["loc"] == ["body", "registrant", "role"]
+        assert "quinn.x" not in refused.text, "a 422 never echoes what was sent"
+        asks_nothing = dict(http_body(submission(partner.partner_id, slug)), signup=False)
+        nothing = await api.client.post("/v1/registrations", json=asks_nothing, headers=auth)
+        assert nothing.status_code == 422
+        assert "sign-up, one or more sessions" in nothing.json()["detail"][0]["msg"]
 
         first = submission(
             partner.partner_id, slug, submission_id="a/1", session_ids=[session.session_id]

@@ -150,6 +150,7 @@ async def page_request(
 Paging = Annotated[PageRequest, Depends(page_request)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The body is not valid JSON"},
     401: {"model": ErrorBody, "description": "Missing or wrong admin token"},
     503: {
         "model": ErrorBody,

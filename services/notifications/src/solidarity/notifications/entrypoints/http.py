@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import uuid
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -21,11 +22,22 @@ from solidarity.notifications.adapters.tokens import InvalidTokenError, TokenSig
 from solidarity.notifications.domain.model import PERSON_PURPOSES
 from solidarity.notifications.domain.timefmt import base_locale
 from solidarity.notifications.service_layer import preferences as prefs
+from solidarity.shared.http_models import service_unavailable
 from solidarity.shared.logging import get_logger
 
 log = get_logger(__name__)
 
-router = APIRouter(tags=["preferences"])
+# What every page may answer besides itself: HTML, but for the kit's 503 (and FastAPI's 422,
+# documented by FastAPI, of a request that does not validate).
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {
+        "description": "The link is invalid or expired (a page that says so)",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    },
+    **service_unavailable("The database is away: retry after `Retry-After`"),
+}
+
+router = APIRouter(tags=["preferences"], responses=_ERRORS)
 
 
 @dataclass(frozen=True, slots=True)

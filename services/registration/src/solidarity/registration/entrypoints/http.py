@@ -21,13 +21,24 @@ from urllib.parse import quote
 import asyncpg
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
 from solidarity.registration.adapters import queries
 from solidarity.registration.adapters.metrics import RegistrationMetrics
 from solidarity.registration.adapters.repository import SqlRepository
 from solidarity.registration.adapters.unit_of_work import SqlUnitOfWork
 from solidarity.registration.domain.partners import PartnerAccount, hash_api_key
+from solidarity.registration.entrypoints.http_models import (
+    BatchAcceptedOut,
+    BatchIn,
+    CampaignStatsOut,
+    CancelledOut,
+    ErasedOut,
+    ErasureIn,
+    SubmissionAcceptedOut,
+    SubmissionIn,
+    SubmissionStatusOut,
+)
 from solidarity.registration.service_layer.changes import (
     NotDecidedYetError,
     NotFoundError,
@@ -46,18 +57,34 @@ from solidarity.registration.service_layer.intake import (
 )
 from solidarity.registration.service_layer.unit_of_work import ConcurrentDecisionError
 from solidarity.registration.settings import RegistrationSettings
-from solidarity.shared.contracts.events.common import Consents
-from solidarity.shared.contracts.events.registration import (
-    RegistrantDetails,
-    RegistrationSubmittedV1,
-)
+from solidarity.shared.contracts.events.registration import RegistrationSubmittedV1
 from solidarity.shared.db.pool import TRANSIENT_DB_ERRORS
+from solidarity.shared.http_models import (
+    ErrorMessage,
+    InvalidRequest,
+    field_errors,
+    service_unavailable,
+)
 from solidarity.shared.logging import get_logger
 from solidarity.shared.runtime import ServiceRuntime
 
 log = get_logger(__name__)
 
-router = APIRouter(prefix="/v1", tags=["partners"])
+# What every route may answer besides its own; each route adds its own codes below.
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorMessage, "description": "The body is not JSON"},
+    401: {"model": ErrorMessage, "description": "No API key, or an unknown or inactive one"},
+    422: {"model": InvalidRequest, "description": "The request does not validate"},
+    **service_unavailable("Starting, or busy: retry after `Retry-After`", own=ErrorMessage),
+}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorMessage, "description": "Not found for this partner"}
+}
+_KEY_REUSED: dict[int | str, dict[str, Any]] = {
+    409: {"model": ErrorMessage, "description": "This Idempotency-Key was used for another request"}
+}
+
+router = APIRouter(prefix="/v1", tags=["partners"], responses=_ERRORS)
 
 T = TypeVar("T")
 
@@ -70,46 +97,6 @@ class RegistrationContext:
 
     settings: RegistrationSettings
     metrics: RegistrationMetrics
-
-
-class SubmissionIn(BaseModel):
-    """One submission over HTTP: `RegistrationSubmittedV1` without `partner_id` (the key says)."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    submission_id: str = Field(min_length=1, max_length=200)
-    campaign: str = Field(min_length=1, max_length=200)
-    registrant: RegistrantDetails
-    consents: Consents = Field(default_factory=Consents)
-    answers: dict[str, str] = Field(default_factory=dict)
-    signup: bool = True
-    session_ids: tuple[uuid.UUID, ...] = ()
-
-    @model_validator(mode="after")
-    def _asks_for_something(self) -> SubmissionIn:
-        if not self.signup and not self.session_ids:
-            raise ValueError("a submission asks for a sign-up, one or more sessions, or both")
-        return self
-
-    def for_partner(self, partner_id: uuid.UUID) -> RegistrationSubmittedV1:
-        return RegistrationSubmittedV1(partner_id=partner_id, **dict(self))
-
-
-class BatchIn(BaseModel):
-    """Up to 1,000 submissions; each is checked on its own and answered by index."""
-
-    submissions: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
-
-
-class ErasureIn(BaseModel):
-    registrant_id: uuid.UUID | None = None
-    email: str | None = Field(default=None, max_length=320)
-
-    @model_validator(mode="after")
-    def _one_of(self) -> ErasureIn:
-        if (self.registrant_id is None) == (self.email is None):
-            raise ValueError("give either registrant_id or email")
-        return self
 
 
 # Dependencies --------------------------------------------------------------------------------
@@ -169,13 +156,6 @@ Wait = Annotated[
 
 def _status_url(submission_id: str) -> str:
     return f"/v1/registrations/{quote(submission_id, safe='')}"
-
-
-def _errors(exc: ValidationError) -> list[dict[str, Any]]:
-    return [
-        {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
-        for err in exc.errors(include_input=False, include_url=False)
-    ]
 
 
 def _wait_seconds(wait: str | None, settings: RegistrationSettings) -> float:
@@ -271,6 +251,11 @@ def _answer(accepted: Accepted, extra_headers: dict[str, str] | None = None) -> 
     "/registrations",
     status_code=202,
     summary="Submit one registration (decided asynchronously; ?wait= for the outcome)",
+    response_model=SubmissionAcceptedOut,
+    responses={
+        200: {"model": SubmissionStatusOut, "description": "Decided within `?wait=`"},
+        **_KEY_REUSED,
+    },
 )
 async def submit(
     request: Request,
@@ -282,7 +267,7 @@ async def submit(
     try:
         event = submission.for_partner(partner.partner_id)
     except ValidationError as exc:
-        return JSONResponse({"detail": _errors(exc)}, status_code=422)
+        return JSONResponse({"detail": field_errors(exc.errors())}, status_code=422)
     url = _status_url(event.submission_id)
     body = {"submission_id": event.submission_id, "state": "pending", "status_url": url}
     accepted = await _accept(request, partner, (event,), body, idempotency_key)
@@ -298,6 +283,16 @@ async def submit(
     "/registrations/batch",
     status_code=202,
     summary="Submit up to 1,000 registrations at once; each is answered by its index",
+    response_model=BatchAcceptedOut,
+    responses={
+        **_KEY_REUSED,
+        413: {"model": ErrorMessage, "description": "More submissions than one call takes"},
+        422: {
+            "model": BatchAcceptedOut | InvalidRequest,
+            "description": "No submission of the batch is valid (each item says why), "
+            "or the batch itself does not validate",
+        },
+    },
 )
 async def submit_batch(
     request: Request,
@@ -314,7 +309,7 @@ async def submit_batch(
         try:
             event = SubmissionIn.model_validate(raw).for_partner(partner.partner_id)
         except ValidationError as exc:
-            items.append({"index": index, "state": "invalid", "errors": _errors(exc)})
+            items.append({"index": index, "state": "invalid", "errors": field_errors(exc.errors())})
             continue
         valid.append(event)
         items.append(
@@ -331,7 +326,13 @@ async def submit_batch(
     return _answer(await _accept(request, partner, tuple(valid), body, idempotency_key))
 
 
-@router.get("/registrations/{submission_id:path}", summary="A submission's status and outcome")
+@router.get(
+    "/registrations/{submission_id:path}",
+    summary="A submission's status and outcome",
+    response_model=SubmissionStatusOut,
+    response_model_exclude_unset=True,
+    responses=_NOT_FOUND,
+)
 async def status(request: Request, submission_id: str, partner: Partner) -> dict[str, Any]:
     runtime = _runtime(request)
     async with runtime.pool.acquire() as conn:
@@ -344,6 +345,11 @@ async def status(request: Request, submission_id: str, partner: Partner) -> dict
 @router.delete(
     "/registrations/{submission_id:path}",
     summary="Cancel a submission's session registrations (all, or those given)",
+    response_model=CancelledOut,
+    responses={
+        **_NOT_FOUND,
+        409: {"model": ErrorMessage, "description": "Not decided yet: try again shortly"},
+    },
 )
 async def cancel(
     request: Request,
@@ -382,7 +388,12 @@ async def cancel(
     }
 
 
-@router.post("/erasures", summary="Erase a registrant's personal data everywhere")
+@router.post(
+    "/erasures",
+    summary="Erase a registrant's personal data everywhere",
+    response_model=ErasedOut,
+    responses=_NOT_FOUND,
+)
 async def erase(request: Request, erasure: ErasureIn, partner: Partner) -> dict[str, Any]:
     runtime = _runtime(request)
     command = EraseRegistrant(
@@ -408,7 +419,15 @@ async def erase(request: Request, erasure: ErasureIn, partner: Partner) -> dict[
     }
 
 
-@router.get("/stats/campaigns/{slug}", summary="Registration counts (no personal data)")
+@router.get(
+    "/stats/campaigns/{slug}",
+    summary="Registration counts (no personal data)",
+    response_model=CampaignStatsOut,
+    responses={
+        **_NOT_FOUND,
+        403: {"model": ErrorMessage, "description": "This partner does not work on this campaign"},
+    },
+)
 async def stats(request: Request, slug: str, partner: Partner) -> dict[str, Any]:
     if not partner.may_register_for(slug):
         raise HTTPException(403, "this partner does not work on this campaign")
