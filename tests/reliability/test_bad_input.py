@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from solidarity.registration.bootstrap import catalog_group, submissions_group
 from solidarity.shared.contracts.envelope import Envelope, Event
@@ -33,6 +34,7 @@ from solidarity.shared.messaging.consumer import DlqHeaders
 from solidarity.shared.messaging.outbox import HEADER_COLUMNS, row_headers
 from solidarity.shared.partners import signed_message
 from solidarity.shared.testing.infrastructure import Infrastructure
+from solidarity.shared.testing.raw_records import RawRecord, send_batch
 from tests.reliability import platform, runners
 from tests.reliability.badinput import (
     BadInput,
@@ -56,6 +58,19 @@ DLQ_HEADERS = (
     DlqHeaders.CONSUMER_GROUP,
     DlqHeaders.FAILED_AT,
 )
+
+
+def _signups(count: int) -> list[SignupConfirmedV1]:
+    return [
+        SignupConfirmedV1(
+            registrant_id=uuid.uuid4(),
+            campaign_id=uuid.uuid4(),
+            signup_id=uuid.uuid4(),
+            role=Role.STUDENT,
+            consents=Consents(),
+        )
+        for _ in range(count)
+    ]
 
 
 def _valid_records(events: list[Event]) -> tuple[list[Record], list[uuid.UUID]]:
@@ -88,16 +103,7 @@ async def test_bad_messages_on_every_consumed_topic_reach_the_dlq_and_nothing_st
         sessions = [
             platform.session_scheduled(uuid.uuid4(), capacity=50) for _ in range(valid_count)
         ]
-        outcomes = [
-            SignupConfirmedV1(
-                registrant_id=uuid.uuid4(),
-                campaign_id=uuid.uuid4(),
-                signup_id=uuid.uuid4(),
-                role=Role.STUDENT,
-                consents=Consents(),
-            )
-            for _ in range(valid_count)
-        ]
+        outcomes = _signups(valid_count)
         registrants = [
             RegistrantRecordedV1(
                 registrant_id=uuid.uuid4(), email=platform.person_email("r"), role=Role.STUDENT
@@ -428,3 +434,118 @@ async def test_dead_letters_keep_the_original_header_bytes(
     altered = sum(1 for a, b in zip(kept, original, strict=True) if a != b)
     record("8", "DLQ keeps header bytes", inputs=len(original), lost=0, altered=altered)
     assert kept == original
+
+
+async def test_a_header_name_that_is_not_utf8_on_the_wire_stops_no_consumer(
+    infrastructure: Infrastructure, registry_topics: str, unique: str, tmp_path: Path
+) -> None:
+    """aiokafka refuses a fetched batch that holds a header name which is not UTF-8 (any other
+    Kafka client can send one), for ever: every consumer of that partition stopped. Now the
+    batch is read (`messaging.records`): a valid event with such a name is applied, a bad one
+    is dead-lettered, and the valid events sent with them in the same batch are applied."""
+    prefix, bootstrap = registry_topics, infrastructure.kafka_bootstrap
+    slug = f"week-{unique}"
+    campaign = platform.campaign_published(slug)
+    session = platform.session_scheduled(campaign.campaign_id, capacity=100)
+    odd = (b"\xff\xfex-trace", b"1")
+    async with platform.registration_and_notifications(
+        infrastructure, unique, prefix, tmp_path / "mail", campaign, session
+    ) as week:
+        dsns, partner = week.dsns, week.partner
+        sessions = [platform.session_scheduled(uuid.uuid4(), capacity=5) for _ in range(3)]
+        outcomes = _signups(3)
+        submissions = [
+            signed_message(
+                partner,
+                platform.submission(partner.partner_id, slug, session_ids=[session.session_id]),
+                producer="reliability",
+            )
+            for _ in range(3)
+        ]
+        plan: list[tuple[str, list[Record], list[uuid.UUID], list[str]]] = [
+            (
+                CATALOG_SESSIONS.full_name(prefix),
+                *_valid_records(list(sessions)),
+                [catalog_group(prefix), f"{prefix}notifications"],
+            ),
+            (
+                REGISTRATION_OUTCOMES.full_name(prefix),
+                *_valid_records(list(outcomes)),
+                [f"{prefix}notifications"],
+            ),
+            (
+                REGISTRATION_SUBMISSIONS.full_name(prefix),
+                [(m.key, m.value, list(m.headers)) for m in submissions],
+                [m.event_id for m in submissions if m.event_id],
+                [submissions_group(prefix)],
+            ),
+        ]
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        await producer.start()
+        try:
+            for topic, records, _, _ in plan:
+                # One batch: a valid event, the same with an odd name, a bad message with one,
+                # and a valid event after them.
+                first, middle, last = records
+                batch: list[RawRecord] = [
+                    _raw(first),
+                    _raw(middle, extra=[odd]),
+                    (b"k", b"not json", [odd]),
+                    _raw(last),
+                ]
+                await send_batch(producer, topic, 0, batch)
+        finally:
+            await producer.stop()
+
+        def owner(consumer: str) -> str:
+            return "registration" if "registration." in consumer else "notifications"
+
+        async def unapplied() -> int:
+            missing = 0
+            for _, _, ids, consumers in plan:
+                for consumer in consumers:
+                    done = await platform.applied_ids(dsns[owner(consumer)], consumer, ids)
+                    missing += len(ids) - len(done)
+            return missing
+
+        async def letters() -> list[DeadLetter]:
+            found: list[DeadLetter] = []
+            for topic, _, _, _ in plan:
+                found += await platform.dead_letters_on(bootstrap, f"{topic}.dlq")
+            return found
+
+        expected_letters = sum(len(consumers) for _, _, _, consumers in plan)
+
+        async def settled() -> bool:
+            return not await unapplied() and len(await letters()) >= expected_letters
+
+        settled_s = await platform.settles(settled, timeout_s=60)
+        lost = await unapplied()
+        dead = await letters()
+        lag = sum(
+            [
+                await platform.committed_lag(bootstrap, consumer, [topic])
+                for topic, _, _, consumers in plan
+                for consumer in consumers
+            ]
+        )
+    kept_name = sum(1 for d in dead if d.header("\\xff\\xfex-trace") == "1")
+    record(
+        "8",
+        "header name not UTF-8 on the wire",
+        inputs=sum(len(r) + 1 for _, r, _, _ in plan),
+        crashes=0 if settled_s is not None else 1,
+        lost=lost,
+        dead_lettered=len(dead),
+        expected_dead_letters=expected_letters,
+        lag=lag,
+    )
+    assert settled_s is not None, f"consumers stopped: {lost} valid events not applied"
+    assert (lost, lag) == (0, 0)
+    assert len(dead) == expected_letters, "the bad message once per consumer group"
+    assert kept_name == expected_letters, "its header name, escaped, in each dead letter"
+
+
+def _raw(record: Record, *, extra: list[tuple[bytes, bytes]] | None = None) -> RawRecord:
+    key, value, headers = record
+    return key, value, [(name.encode(), v) for name, v in headers] + (extra or [])

@@ -13,6 +13,7 @@ from faststream.kafka import KafkaBroker
 
 from solidarity.shared.contracts.topics import TOPICS, TopicSpec
 from solidarity.shared.logging import get_logger
+from solidarity.shared.messaging.records import tolerate_header_names_not_utf8
 from solidarity.shared.settings import KafkaSettings
 
 log = get_logger(__name__)
@@ -40,8 +41,10 @@ def make_broker(settings: KafkaSettings, *, service: str) -> KafkaBroker:
     """The FastStream broker a service's consumers hang on.
 
     `apply_types=False`: the consumer runner parses raw bytes itself, so that a bad message
-    reaches the DLQ instead of failing inside the framework.
+    reaches the DLQ instead of failing inside the framework; and a header name that is not
+    UTF-8 no longer stops a partition before the runner sees it (`messaging.records`).
     """
+    tolerate_header_names_not_utf8()
     return KafkaBroker(
         settings.bootstrap_servers,
         client_id=f"{settings.client_id}-{service}",
@@ -126,6 +129,7 @@ async def read_topic(
     bootstrap_servers: str, topic: str, *, timeout_s: float = 10.0
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of a topic from the beginning to its current end, without a group."""
+    tolerate_header_names_not_utf8()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers, enable_auto_commit=False, group_id=None
     )

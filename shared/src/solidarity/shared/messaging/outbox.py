@@ -145,12 +145,17 @@ class Outbox:
 
 
 def _name_bytes(name: str) -> bytes:
-    """A header name as the bytes Kafka carries: UTF-8. Every name a broker delivers encodes
-    (aiokafka decodes names as strict UTF-8; a NUL is kept). A str that cannot (a lone
-    surrogate, which only a caller can make) is kept with those code points escaped
-    (`\\udcff`), since no Kafka client could send it as it is."""
+    """A header name as the bytes Kafka carries: UTF-8. A name that was not UTF-8 on the wire
+    reaches the kit with its bytes kept as surrogates (`messaging.records`) and gets them back
+    here; a str with other lone surrogates (which only a caller can make) is kept with those
+    code points escaped (`\\udc00`). The relay sends either with its bytes escaped as text
+    (`\\xff`): aiokafka's producer sends only names that are UTF-8."""
     try:
         return name.encode()
+    except UnicodeEncodeError:
+        pass
+    try:
+        return name.encode("utf-8", errors="surrogateescape")
     except UnicodeEncodeError:
         return name.encode("utf-8", errors="backslashreplace")
 
