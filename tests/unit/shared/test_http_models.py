@@ -74,7 +74,8 @@ async def test_a_request_that_does_not_validate_is_answered_without_what_was_sen
 
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
-        response = await client.post("/people", json={"email": "robin.q@example.org", "age": "x"})
+        # A missing field: FastAPI's own answer would give the whole body back as its input.
+        response = await client.post("/people", json={"email": "robin.q@example.org"})
         malformed = await client.post("/people", content=b'{"email": "robin.q@ex')
     assert response.status_code == 422
     assert InvalidRequest.model_validate(response.json()).detail[0].loc == ["body", "age"]
