@@ -53,7 +53,7 @@ from solidarity.shared.devstack.mailsink import MailSink, running_mail_sink
 from solidarity.shared.dlq import DeadLetter
 from solidarity.shared.messaging.outbox import Outbox
 from solidarity.shared.partners import PartnerCredentials
-from solidarity.shared.runtime import answer_database_outages
+from solidarity.shared.runtime import answer_errors_as_every_service_does
 from solidarity.shared.settings import DatabaseSettings, KafkaSettings
 from solidarity.shared.testing.infrastructure import Infrastructure
 from tests.reliability.figures import time_factor
@@ -398,7 +398,7 @@ async def partner_routes(
     pool = await create_pool(DatabaseSettings(url=dsn, pool_max_size=4))
     app = FastAPI()
     app.include_router(http.router)
-    answer_database_outages(app)  # as every service app does (create_service_app)
+    answer_errors_as_every_service_does(app)
     app.state.registration = http.RegistrationContext(
         settings=settings, metrics=RegistrationMetrics()
     )

@@ -51,12 +51,11 @@ from solidarity.shared.contracts.topics import (
 )
 from solidarity.shared.db.migrations import migrate
 from solidarity.shared.db.pool import connect, create_pool
-from solidarity.shared.http_models import answer_invalid_requests_without_their_input
 from solidarity.shared.messaging.consumer import ConsumerRunner
 from solidarity.shared.messaging.kafka import make_producer, read_topic
 from solidarity.shared.messaging.outbox import Outbox
 from solidarity.shared.messaging.relay import OutboxRelay
-from solidarity.shared.runtime import answer_database_outages
+from solidarity.shared.runtime import answer_errors_as_every_service_does
 from solidarity.shared.settings import DatabaseSettings, KafkaSettings
 from solidarity.shared.testing.infrastructure import Infrastructure
 
@@ -430,9 +429,7 @@ async def partner_api(
     async with consumers(infrastructure, dsn, prefix) as driven:
         app = FastAPI()
         app.include_router(http.router)
-        # As every service app does (create_service_app):
-        answer_database_outages(app)
-        answer_invalid_requests_without_their_input(app)
+        answer_errors_as_every_service_does(app)
         app.state.registration = http.RegistrationContext(settings=settings, metrics=driven.metrics)
         app.state.runtime = SimpleNamespace(
             pool=driven.pool, outbox=Outbox(producer="registration", topic_prefix=prefix)

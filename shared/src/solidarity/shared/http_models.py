@@ -58,7 +58,7 @@ class Readiness(BaseModel):
 class ErrorMessage(BaseModel):
     """FastAPI's own error body, `{"detail": "..."}`: what went wrong, never the input."""
 
-    detail: str = Field(examples=["no such submission for this partner"])
+    detail: str = Field(examples=["an API key is required"])
 
 
 def service_unavailable(

@@ -142,6 +142,16 @@ def answer_database_outages(app: FastAPI, *, error_body: ErrorBody | None = None
             app.add_exception_handler(error, database_away)
 
 
+def answer_errors_as_every_service_does(
+    app: FastAPI, *, error_body: ErrorBody | None = None
+) -> None:
+    """The error answers the kit gives every service app: 503 while the database is away,
+    and a 422 that never repeats the values sent. For an app built around a service's router
+    without `create_service_app` (a test's), so that it answers as the service does."""
+    answer_database_outages(app, error_body=error_body)
+    answer_invalid_requests_without_their_input(app)
+
+
 def declare_publishers(broker: KafkaBroker, *, service: str, topic_prefix: str = "") -> None:
     """Declare the topics a service publishes, for its AsyncAPI document.
 
@@ -372,8 +382,7 @@ def create_service_app(
 
     app.state.asyncapi_document = document
     registry.register(_RuntimeCollector(app))
-    answer_database_outages(app, error_body=error_body)
-    answer_invalid_requests_without_their_input(app)
+    answer_errors_as_every_service_does(app, error_body=error_body)
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next: Any) -> Response:

@@ -2,8 +2,9 @@
 
 Response models describe the bodies the routes build, field for field: a route that declares
 one has its answer checked against it (and schemathesis, in the reliability suite, checks
-every answer against the document). Fields a body leaves out are not required here, and the
-routes answer with `response_model_exclude_unset`, so the model adds nothing to the wire.
+every answer against the document). Fields a body may leave out are not required here, and
+the route whose bodies leave some out (a submission's status) answers with
+`response_model_exclude_unset`, so the model adds nothing to the wire.
 """
 
 from __future__ import annotations
